@@ -1,0 +1,3 @@
+from deepalpha.cli import main
+
+main()

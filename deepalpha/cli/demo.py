@@ -1,0 +1,22 @@
+"""`deepalpha demo`: the README's first command (synthetic market end to end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def demo(
+        out: Path = typer.Option(
+            Path("runs/demo"), help="where the demo writes its market and runs"
+        ),
+        stocks: int = typer.Option(400, help="synthetic stocks"),
+        seed: int = typer.Option(7, help="random seed"),
+    ) -> None:
+        """Build a small synthetic market and run the research pipelines on it."""
+        from deepalpha.workflows.demo import run_demo
+
+        run_demo(out=out, stocks=stocks, seed=seed)
