@@ -1,7 +1,10 @@
-"""`deepalpha data ...` commands."""
+"""`deepalpha data ...` commands: synth (synthetic market), info, validate."""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="data commands", no_args_is_help=True)
+from deepalpha.cli import data_synth
+
+app = typer.Typer(help="Load, inspect, validate and synthesise market data.", no_args_is_help=True)
+data_synth.register(app)
