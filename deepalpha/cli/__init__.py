@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from deepalpha.cli import data, demo, models, risk
+from deepalpha.cli import backtest, data, demo, models, risk
 from deepalpha.errors import DeepAlphaError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(risk.app, name="risk")
 app.add_typer(models.app, name="models")
 demo.register(app)
+backtest.register(app)
 
 err = Console(stderr=True)
 
