@@ -1,0 +1,205 @@
+"""Quarterly fundamentals -> daily ``[T, N]`` fields without look-ahead.
+
+Source: wide CSVs ``fundamentals/<name>.csv`` -- first column the period end ``YYYYMMDD``, then one
+column per Tushare code (``600000.SH``).
+
+Two kinds of fields:
+
+* **market data at the period end** (``total_mv``, ``pe``, ``pb``, ``ps``, ``dv_ratio``): known on
+  the period-end date, so the value is used from the first trading day ``>= period end`` until the
+  next period end.
+* **report data** (``roe``, ``roa``, ``debt_to_assets``, ``ebit``): usable only after the
+  publication deadline -- Q1 (03-31) by 04-30, H1 (06-30) by 08-31, Q3 (09-30) by 10-31,
+  annual (12-31) by 04-30 of the next year -- and conservatively from the first trading day
+  **strictly after** the deadline (a value stamped t is known at t's close). When two periods
+  become usable on the same day (annual and next Q1 on 05-01), the later period wins.
+
+Values are taken as of the latest usable period with no forward-fill across a missing value
+(an empty ``pe`` means a loss maker, not "same as last quarter").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from deepalpha.data.codes import normalize_code
+from deepalpha.errors import DataError
+
+MARKET_FIELDS = ("total_mv", "pe", "pb", "ps", "dv_ratio")
+REPORT_FIELDS = ("roe", "roa", "debt_to_assets", "ebit")
+
+# (period month-day) -> (deadline month-day, years after the period end)
+_DEADLINES = {
+    (3, 31): ((4, 30), 0),
+    (6, 30): ((8, 31), 0),
+    (9, 30): ((10, 31), 0),
+    (12, 31): ((4, 30), 1),
+}
+
+
+def read_wide_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read one wide fundamentals CSV.
+
+    Returns ``(periods datetime64[D][P], codes str[M] canonical, values float64[P, M])``.
+    Raises `DataError` (naming the file, and the code or date) when the file is missing, the first
+    column is not a ``YYYYMMDD`` date column, a date repeats, or a code repeats.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("missing fundamentals file", file=path)
+    try:
+        df = pl.read_csv(path, infer_schema_length=0)  # all strings: we parse ourselves
+    except Exception as e:  # polars raises several types on malformed CSV
+        raise DataError(f"unreadable CSV: {e}", file=path) from None
+    if df.width < 2 or df.height == 0:
+        raise DataError("fundamentals CSV needs a date column and at least one code", file=path)
+    first = df.columns[0]
+    raw_dates = df[first].str.strip_chars()
+    parsed = raw_dates.str.strptime(pl.Date, "%Y%m%d", strict=False)
+    if parsed.null_count() > 0:
+        bad = raw_dates.filter(parsed.is_null())[0]
+        raise DataError(
+            f"first column {first!r} must hold YYYYMMDD period ends (missing date column?); "
+            f"got {bad!r}",
+            file=path,
+            field=first or "<unnamed first column>",
+        )
+    periods = parsed.to_numpy().astype("datetime64[D]")
+    u, c = np.unique(periods, return_counts=True)
+    if (c > 1).any():
+        raise DataError("duplicate period row", file=path, date=u[c > 1][0])
+    codes = np.array([normalize_code(k, file=str(path)) for k in df.columns[1:]], dtype="U8")
+    u, c = np.unique(codes, return_counts=True)
+    if (c > 1).any():
+        raise DataError("duplicate code column", file=path, code=str(u[c > 1][0]))
+    try:
+        vals = (
+            df.select(pl.col(df.columns[1:]).str.strip_chars().cast(pl.Float64, strict=True))
+            .to_numpy()
+            .astype(np.float64)
+        )
+    except Exception as e:
+        raise DataError(f"non-numeric value: {str(e).splitlines()[0]}", file=path) from None
+    order = np.argsort(periods, kind="stable")
+    return periods[order], codes, vals[order]
+
+
+def publication_deadline(periods: np.ndarray) -> np.ndarray:
+    """Publication deadline per period end -> ``datetime64[D][P]``.
+
+    Quarter ends map to 04-30, 08-31, 10-31 and 04-30 of the next year; any other period end
+    (not expected in the data) is treated as an annual report: deadline = period end + 4 months.
+    """
+    out = []
+    for p in np.asarray(periods, dtype="datetime64[D]"):
+        y, m, d = (int(x) for x in str(p).split("-"))
+        dl = _DEADLINES.get((m, d))
+        if dl is None:
+            mm = m + 4
+            out.append(np.datetime64(f"{y + (mm - 1) // 12:04d}-{(mm - 1) % 12 + 1:02d}-01", "D"))
+        else:
+            (dm, dd), dy = dl
+            out.append(np.datetime64(f"{y + dy:04d}-{dm:02d}-{dd:02d}", "D"))
+    return np.array(out, dtype="datetime64[D]")
+
+
+def asof_index(avail: np.ndarray, periods: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """For each trading day, the row of the latest period usable on that day -> ``int64[T]``
+    (``-1`` = none yet).
+
+    ``avail[p]`` is the first calendar date on which period ``p`` may be used; ties are broken by
+    the later period end.
+    """
+    avail = np.asarray(avail, dtype="datetime64[D]")
+    periods = np.asarray(periods, dtype="datetime64[D]")
+    order = np.lexsort((periods, avail))  # by avail, then period end
+    # running "latest period end" along the availability order: the usable period is the one with
+    # the greatest period end among everything available so far.
+    p_sorted = periods[order].astype(np.int64)
+    best = np.maximum.accumulate(p_sorted) if len(p_sorted) else p_sorted
+    # map the running maximum period back to its row (periods are unique)
+    row_of = {int(v): int(r) for r, v in enumerate(periods.astype(np.int64))}
+    best_row = np.array([row_of[int(v)] for v in best], dtype=np.int64)
+    k = np.searchsorted(avail[order], np.asarray(dates, dtype="datetime64[D]"), "right") - 1
+    out = np.full(len(dates), -1, dtype=np.int64)
+    ok = k >= 0
+    out[ok] = best_row[k[ok]]
+    return out
+
+
+def to_daily(
+    periods: np.ndarray,
+    codes: np.ndarray,
+    values: np.ndarray,
+    dates: np.ndarray,
+    assets: np.ndarray,
+    *,
+    lagged: bool,
+) -> np.ndarray:
+    """Quarterly ``values[P, M]`` -> daily ``float32[T, N]`` aligned to ``dates`` x ``assets``.
+
+    ``lagged=False``: market data, usable from the period-end date. ``lagged=True``: report data,
+    usable from the day after the publication deadline. Assets missing from ``codes`` are NaN.
+    """
+    avail = (
+        publication_deadline(periods) + np.timedelta64(1, "D")
+        if lagged
+        else np.asarray(periods, dtype="datetime64[D]")
+    )
+    rows = asof_index(avail, periods, dates)
+    col = _align_columns(codes, assets)
+    out = np.full((len(dates), len(assets)), np.nan, dtype=np.float32)
+    have = col >= 0
+    ok = rows >= 0
+    if have.any() and ok.any():
+        sub = values[:, col[have]].astype(np.float32)  # [P, n_have]
+        out[np.ix_(ok, have)] = sub[rows[ok]]
+    return out
+
+
+def _align_columns(codes: np.ndarray, assets: np.ndarray) -> np.ndarray:
+    """Column of each asset in ``codes`` (``-1`` when absent) -> ``int64[N]``."""
+    pos = {c: i for i, c in enumerate(np.asarray(codes).tolist())}
+    return np.array([pos.get(a, -1) for a in np.asarray(assets).tolist()], dtype=np.int64)
+
+
+def carry_mktcap(
+    periods: np.ndarray,
+    codes: np.ndarray,
+    total_mv: np.ndarray,
+    dates: np.ndarray,
+    assets: np.ndarray,
+    close: np.ndarray,
+) -> np.ndarray:
+    """Daily market cap in CNY -> ``float32[T, N]``.
+
+    ``total_mv[P, M]`` is in 10,000 CNY at each period end (market data, known that day). For a
+    trading day t the latest period end ``pe <= t`` is used and carried by the back-adjusted
+    close: ``mktcap[t] = total_mv[pe] * 1e4 * close[t] / close[ref]`` where ``ref`` is the last
+    trading day ``<= pe`` (the first calendar day when ``pe`` precedes the calendar). The adjusted
+    close keeps the cap continuous over bonus-share issues and splits (a raw-price ratio would
+    halve a stock's cap on a 10-for-10 bonus issue until the next quarter end); the cost is that a
+    cash dividend does not lower the cap until the next period end (a ~1-3 % bias).
+    ``close`` is ``[T, N]`` back-adjusted.
+    """
+    dates = np.asarray(dates, dtype="datetime64[D]")
+    T, N = len(dates), len(assets)
+    periods = np.asarray(periods, dtype="datetime64[D]")
+    rows = asof_index(periods, periods, dates)  # [T]
+    ref_t = np.clip(np.searchsorted(dates, periods, "right") - 1, 0, T - 1)  # [P]
+    col = _align_columns(codes, assets)
+    have = col >= 0
+    out = np.full((T, N), np.nan, dtype=np.float32)
+    ok = rows >= 0
+    if not (have.any() and ok.any()):
+        return out
+    mv = total_mv[:, col[have]]  # [P, n]
+    c = close[:, have].astype(np.float64)  # [T, n]
+    r = rows[ok]
+    ref_close = c[ref_t[r]]  # [T_ok, n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[np.ix_(ok, have)] = (mv[r] * 1e4 * c[ok] / ref_close).astype(np.float32)
+    return out

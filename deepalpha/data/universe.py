@@ -1,0 +1,196 @@
+"""Point-in-time index membership and tradability masks (pure functions on arrays).
+
+Shapes: ``T`` trading days, ``N`` assets. Every mask is ``bool[T, N]``.
+
+Price limits (A-share rules, applied to the raw close vs the previous raw close in today's
+share units, rounded half-up to 0.01 CNY):
+
+* main board ±10 %
+* ChiNext (SZ300/SZ301) ±10 % before 2020-08-24, ±20 % from that day
+* STAR (SH688/SH689) ±20 %
+* Beijing (BJ) ±30 %
+* ST ±5 %: **not applied** -- the data has no point-in-time ST flag. As a partial substitute a
+  one-price bar (``high == low``) with a move of at least 4.9 % counts as locked in its direction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from deepalpha.data.codes import normalize_code
+from deepalpha.errors import DataError
+
+CHINEXT_20PCT_FROM = np.datetime64("2020-08-24", "D")
+ONE_PRICE_MIN_MOVE = 0.049
+
+
+# ---------------------------------------------------------------------------- membership
+def read_spells(
+    path: str | Path, *, skipped: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read a ``CODE<TAB>start<TAB>end`` file (inclusive spells).
+
+    Returns ``(codes str[S] canonical, start datetime64[D][S], end datetime64[D][S])``.
+    Raises `DataError` naming the file, line and code on a malformed row or ``end < start``.
+    A code in an unknown style (the real ``csi300.txt`` lists ``SHT00018`` in 2005-2007) cannot
+    match any stock: with ``skipped`` given, it is appended there and the row is dropped;
+    otherwise it raises.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("missing membership file", file=path)
+    codes, starts, ends = [], [], []
+    for i, ln in enumerate(path.read_text().splitlines(), 1):
+        if not ln.strip():
+            continue
+        parts = ln.split("\t")
+        if len(parts) < 3:
+            raise DataError(f"line {i}: expected CODE<TAB>start<TAB>end", file=path)
+        try:
+            code = normalize_code(parts[0], file=str(path))
+        except DataError:
+            if skipped is None:
+                raise
+            skipped.append(parts[0].strip())
+            continue
+        try:
+            s = np.datetime64(parts[1].strip(), "D")
+            e = np.datetime64(parts[2].strip(), "D")
+        except ValueError:
+            raise DataError(f"line {i}: unparseable date", file=path, code=code) from None
+        if e < s:
+            raise DataError(f"line {i}: spell ends before it starts", file=path, code=code, date=e)
+        codes.append(code)
+        starts.append(s)
+        ends.append(e)
+    return (
+        np.array(codes, dtype="U8"),
+        np.array(starts, dtype="datetime64[D]"),
+        np.array(ends, dtype="datetime64[D]"),
+    )
+
+
+def spells_to_mask(
+    codes: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    dates: np.ndarray,
+    assets: np.ndarray,
+) -> np.ndarray:
+    """Inclusive spells -> ``bool[T, N]`` membership on the trading ``dates`` for ``assets``.
+
+    Spells of codes not in ``assets`` are ignored (e.g. delisted members without prices).
+    Vectorised with a difference array: +1 at the first date inside the spell, -1 after the last.
+    """
+    T, N = len(dates), len(assets)
+    order = np.argsort(assets)
+    sa = assets[order]
+    pos = np.searchsorted(sa, codes)
+    pos = np.clip(pos, 0, max(N - 1, 0))
+    known = (sa[pos] == codes) if N else np.zeros(len(codes), bool)
+    col = order[pos[known]]
+    t0 = np.searchsorted(dates, starts[known], "left")
+    t1 = np.searchsorted(dates, ends[known], "right")
+    diff = np.zeros((T + 1, N), dtype=np.int32)
+    np.add.at(diff, (t0, col), 1)
+    np.add.at(diff, (t1, col), -1)
+    return np.cumsum(diff[:T], axis=0) > 0
+
+
+def members_on(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, date: object) -> np.ndarray:
+    """Sorted unique codes whose spell contains ``date`` (inclusive)."""
+    d = np.datetime64(date, "D")
+    return np.unique(codes[(starts <= d) & (ends >= d)])
+
+
+# ---------------------------------------------------------------------------- tradability
+def board_codes(assets: np.ndarray) -> np.ndarray:
+    """Board per asset: ``0`` main, ``1`` ChiNext, ``2`` STAR, ``3`` Beijing -> ``int8[N]``."""
+    a = np.asarray(assets).astype("U8")
+    out = np.zeros(len(a), dtype=np.int8)
+    out[np.char.startswith(a, "SZ30")] = 1
+    out[np.char.startswith(a, "SH68")] = 2
+    out[np.char.startswith(a, "BJ")] = 3
+    return out
+
+
+def limit_rate(assets: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """Daily price-limit rate ``float64[T, N]`` (0.10, 0.20 or 0.30) by board and date."""
+    b = board_codes(assets)
+    late = (np.asarray(dates, dtype="datetime64[D]") >= CHINEXT_20PCT_FROM)[:, None]
+    rate = np.where(b == 3, 0.30, np.where(b == 2, 0.20, 0.10))[None, :]
+    rate = np.broadcast_to(rate, (len(dates), len(b))).copy()
+    rate[:, b == 1] = np.where(late, 0.20, 0.10)
+    return rate
+
+
+def _round_cny(x: np.ndarray) -> np.ndarray:
+    """Round half-up to 0.01 CNY (exchange rule for limit prices)."""
+    return np.floor(x * 100.0 + 0.5) / 100.0
+
+
+def limit_masks(
+    close: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    factor: np.ndarray,
+    rate: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Limit-locked masks ``(limit_up, limit_down)``, each ``bool[T, N]``.
+
+    ``close, high, low`` are back-adjusted ``[T, N]`` prices and ``factor`` the adjustment factor,
+    so the raw close is ``close / factor`` and yesterday's reference price in today's share units
+    is ``close[t-1] / factor[t]`` (correct across ex-dividend days). Limit prices are rounded to
+    0.01 CNY; a close within half a fen of the limit counts as locked. A one-price bar
+    (``high == low``) that moved at least 4.9 % counts as locked too (ST stocks at ±5 %).
+    The first bar of a stock (no previous close) is never locked.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = close.astype(np.float64)
+        f = factor.astype(np.float64)
+        raw = c / f
+        prev = np.full_like(raw, np.nan)
+        prev[1:] = c[:-1] / f[1:]
+        up_px = _round_cny(prev * (1.0 + rate))
+        dn_px = _round_cny(prev * (1.0 - rate))
+        raw_r = _round_cny(raw)
+        up = raw_r >= up_px - 0.005
+        dn = raw_r <= dn_px + 0.005
+        move = raw / prev - 1.0
+        one_price = (high == low) & np.isfinite(move)
+        up |= one_price & (move >= ONE_PRICE_MIN_MOVE)
+        dn |= one_price & (move <= -ONE_PRICE_MIN_MOVE)
+    ok = np.isfinite(prev) & np.isfinite(raw)
+    return up & ok, dn & ok
+
+
+def listed_days(first_day: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """Trading days since listing, ``int32[T, N]`` (1 on the listing day, <= 0 before).
+
+    ``first_day`` is ``datetime64[D][N]`` (list date, NaT = unknown -> treated as never listed).
+    A list date before the calendar counts from the first calendar day minus the calendar days
+    in between (so long-listed stocks are always old enough).
+    """
+    dates = np.asarray(dates, dtype="datetime64[D]")
+    fd = np.asarray(first_day, dtype="datetime64[D]")
+    idx = np.searchsorted(dates, fd, "left").astype(np.int64)
+    before = fd < dates[0]
+    # Calendar days before the calendar start: a lower bound on trading days already listed.
+    idx[before] = -(dates[0] - fd[before]).astype(np.int64)
+    idx[np.isnat(fd)] = np.iinfo(np.int32).max // 2
+    t = np.arange(len(dates), dtype=np.int64)[:, None]
+    return np.clip(t - idx[None, :] + 1, -(2**30), 2**30).astype(np.int32)
+
+
+def tradable_mask(
+    listed: np.ndarray,
+    suspended: np.ndarray,
+    limit_up: np.ndarray,
+    limit_down: np.ndarray,
+    age: np.ndarray,
+    min_listed_days: int,
+) -> np.ndarray:
+    """``listed & ~suspended & ~limit_up & ~limit_down & age >= min_listed_days`` -> ``bool[T, N]``."""
+    return listed & ~suspended & ~limit_up & ~limit_down & (age >= min_listed_days)
