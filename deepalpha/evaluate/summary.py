@@ -1,0 +1,297 @@
+"""One-call signal evaluation (IC, RankIC, decay, quantile groups) and a per-universe table.
+
+Conventions (DESIGN section 6, repeated in every result under ``"conventions"``):
+
+- IC = Pearson, RankIC = Spearman, per date, between ``signal[t]`` and ``label[t]`` over the
+  stocks where ``mask[t]`` is true and both are finite.
+- ICIR = mean/std of the per-date series (raw, per date) and ``× √periods_per_year``
+  (annualised). ``periods_per_year`` is the number of *signal dates* per year the IC series is
+  annualised with: 12 for monthly signals (System A), 252/h for daily signals with h-day labels
+  (System B, non-overlapping convention) — the caller states it and it is echoed in the output.
+- t-stat of the IC mean: Newey-West (Bartlett); default lags ``max(h − 1, floor(4 (n/100)^(2/9)))``.
+- Groups: quantiles of the signal among ``mask & finite(signal)`` (no label information), equal
+  weight, rebalanced every ``rebalance_every`` dates with buy-and-hold drift in between; group
+  returns are per data period and annualised with ``return_periods_per_year`` (252 for daily data,
+  12 for monthly; default ``periods_per_year × horizon``). Long-short = top − bottom group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from deepalpha.errors import DataError
+from deepalpha.evaluate.groups import (
+    group_mean,
+    group_returns,
+    group_turnover,
+    long_short,
+    quantile_groups,
+)
+from deepalpha.evaluate.ic import default_nw_lags, ic, ic_decay, ic_summary, rank_ic
+from deepalpha.evaluate.performance import performance
+
+
+def _nanmean_cols(x: np.ndarray) -> np.ndarray:
+    """Column means over finite entries of ``x[T, K]``; NaN for a column with none."""
+    f = np.isfinite(x)
+    n = f.sum(axis=0)
+    s = np.where(f, x, 0.0).sum(axis=0)
+    return np.where(n > 0, s / np.maximum(n, 1), np.nan)
+
+
+def _evaluate_one(
+    signal: np.ndarray,
+    label: np.ndarray,
+    mask: np.ndarray | None,
+    returns_1d: np.ndarray | None,
+    *,
+    horizon: int,
+    n_groups: int,
+    periods_per_year: float,
+    return_periods_per_year: float,
+    rebalance_every: int,
+    industry: np.ndarray | None,
+    decay_horizons: Sequence[int],
+    nw_lags: int | None,
+    keep_series: bool,
+) -> dict[str, Any]:
+    ics = ic(signal, label, mask)
+    rics = rank_ic(signal, label, mask)
+    n_valid = int(np.isfinite(rics).sum())
+    lags = max(horizon - 1, default_nw_lags(n_valid)) if nw_lags is None else nw_lags
+    out: dict[str, Any] = {
+        "ic": ic_summary(ics, periods_per_year, lags),
+        "rank_ic": ic_summary(rics, periods_per_year, lags),
+    }
+    groups = quantile_groups(signal, mask, n_groups, industry)
+    out["groups"] = {"mean_label": _nanmean_cols(group_mean(groups, label, n_groups))}
+    if keep_series:
+        out["ic_series"] = ics
+        out["rank_ic_series"] = rics
+    if returns_1d is None:
+        return out
+    if decay_horizons:
+        out["ic_decay"] = ic_decay(signal, returns_1d, decay_horizons, mask)
+    gr = group_returns(groups, returns_1d, rebalance_every, n_groups)
+    ls = long_short(gr)
+    to = group_turnover(groups, rebalance_every, n_groups, returns_1d)
+    perf = [performance(gr[:, g], return_periods_per_year) for g in range(n_groups)]
+    mean_to = _nanmean_cols(to)
+    out["groups"].update(
+        {
+            "annual_return": np.array([p["annual_return"] for p in perf]),
+            "performance": perf,
+            "top": perf[-1],
+            "bottom": perf[0],
+            "long_short": performance(ls, return_periods_per_year),
+            "turnover": mean_to,
+            "top_turnover": float(mean_to[-1]),
+        }
+    )
+    if keep_series:
+        out["groups"]["returns"] = gr
+        out["groups"]["long_short_returns"] = ls
+        out["groups"]["turnover_series"] = to
+    return out
+
+
+def evaluate_signal(
+    signal: np.ndarray,
+    label: np.ndarray,
+    mask: np.ndarray | Mapping[str, np.ndarray] | None,
+    returns_1d: np.ndarray | None = None,
+    *,
+    horizon: int,
+    periods_per_year: float,
+    n_groups: int = 10,
+    return_periods_per_year: float | None = None,
+    rebalance_every: int | None = None,
+    industry: np.ndarray | None = None,
+    decay_horizons: Sequence[int] = (1, 5, 10, 20),
+    nw_lags: int | None = None,
+    keep_series: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a signal: IC, RankIC, IC decay, quantile groups, turnover.
+
+    Parameters
+    ----------
+    signal, label : float[T, N]
+        Score at t and its forward return (label[t] starts after t).
+    mask : bool[T, N], or dict name -> bool[T, N], or None
+        Universe & tradable. A dict evaluates each universe and returns ``{name: result}``.
+    returns_1d : float[T, N], optional
+        Label-aligned 1-period returns (``returns_1d[t]`` = first period's return of a position
+        formed on date t). Needed for group returns, turnover with drift and IC decay.
+    horizon : int
+        Label horizon h in data periods (used for NW lags and the default rebalance interval).
+    periods_per_year : float
+        Signal dates per year for annualising ICIR (12 monthly; 252/h daily).
+    n_groups : int
+        5 or 10 typically.
+    return_periods_per_year : float, optional
+        Data periods per year of ``returns_1d`` (default ``periods_per_year × horizon``).
+    rebalance_every : int, optional
+        Default ``horizon``.
+    industry : int[T, N] or int[N], optional
+        Industry codes for industry-neutral groups.
+    decay_horizons : sequence of int
+        Horizons for `ic_decay` (empty to skip).
+    keep_series : bool
+        Keep the per-date series (``ic_series``, group ``returns``...) in the result.
+
+    Returns
+    -------
+    dict
+        ``conventions``, ``ic``, ``rank_ic`` (each an `ic_summary` dict), ``ic_decay``,
+        ``groups`` (``mean_label``, ``annual_return[G]``, ``performance``, ``top``, ``bottom``,
+        ``long_short``, ``turnover[G]``, ``top_turnover``), plus series when ``keep_series``.
+    """
+    signal = np.asarray(signal)
+    label = np.asarray(label)
+    if signal.ndim != 2 or label.shape != signal.shape:
+        raise DataError(
+            f"signal {list(signal.shape)} and label {list(label.shape)} must be the same [T, N]"
+        )
+    if returns_1d is not None and np.shape(returns_1d) != signal.shape:
+        raise DataError(
+            f"returns_1d shape {list(np.shape(returns_1d))} != {list(signal.shape)}",
+            field="returns_1d",
+        )
+    if horizon < 1:
+        raise DataError(f"horizon must be >= 1, got {horizon}")
+    rpy = (
+        float(periods_per_year * horizon)
+        if return_periods_per_year is None
+        else float(return_periods_per_year)
+    )
+    reb = int(horizon if rebalance_every is None else rebalance_every)
+    conventions = {
+        "ic": "Pearson per date",
+        "rank_ic": "Spearman per date (average ranks)",
+        "icir": "mean/std of the per-date series (raw)",
+        "icir_annualised": f"icir x sqrt({periods_per_year:g}) signal dates per year",
+        "t_nw": "Newey-West t-stat of the mean IC",
+        "periods_per_year": float(periods_per_year),
+        "return_periods_per_year": rpy,
+        "horizon": int(horizon),
+        "rebalance_every": reb,
+        "n_groups": int(n_groups),
+        "industry_neutral": industry is not None,
+        "groups": "equal weight, buy-and-hold between rebalances, long-short = top - bottom",
+        "annual_return": "compounded",
+        "turnover": "one-sided, mean over rebalances",
+    }
+    kw = dict(
+        horizon=int(horizon),
+        n_groups=int(n_groups),
+        periods_per_year=float(periods_per_year),
+        return_periods_per_year=rpy,
+        rebalance_every=reb,
+        industry=industry,
+        decay_horizons=tuple(decay_horizons),
+        nw_lags=nw_lags,
+        keep_series=keep_series,
+    )
+    if isinstance(mask, Mapping):
+        res = {}
+        for name, m in mask.items():
+            r = _evaluate_one(signal, label, np.asarray(m, dtype=bool), returns_1d, **kw)
+            r["conventions"] = {**conventions, "universe": name}
+            res[name] = r
+        return res
+    out = _evaluate_one(signal, label, mask, returns_1d, **kw)
+    out["conventions"] = conventions
+    return out
+
+
+#: Columns of the summary table: (key, header, path into the result dict).
+SUMMARY_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("ic", "IC", ("ic", "mean")),
+    ("icir", "ICIR", ("ic", "icir")),
+    ("rank_ic", "RankIC", ("rank_ic", "mean")),
+    ("rank_icir", "RankICIR", ("rank_ic", "icir")),
+    ("rank_icir_ann", "RankICIR ann.", ("rank_ic", "icir_annualised")),
+    ("rank_ic_win", "RankIC>0", ("rank_ic", "win_rate")),
+    ("rank_ic_t_nw", "t (NW)", ("rank_ic", "t_nw")),
+    ("top_ann_return", "Top ann.ret", ("groups", "top", "annual_return")),
+    ("top_sharpe", "Top Sharpe", ("groups", "top", "sharpe")),
+    ("top_max_dd", "Top MDD", ("groups", "top", "max_drawdown")),
+    ("ls_ann_return", "L-S ann.ret", ("groups", "long_short", "annual_return")),
+    ("ls_vol", "L-S vol", ("groups", "long_short", "annual_vol")),
+    ("ls_sharpe", "L-S Sharpe", ("groups", "long_short", "sharpe")),
+    ("ls_max_dd", "L-S MDD", ("groups", "long_short", "max_drawdown")),
+    ("top_turnover", "Top turnover", ("groups", "top_turnover")),
+    ("n_dates", "dates", ("rank_ic", "n")),
+)
+
+
+def _get(d: Mapping[str, Any], path: tuple[str, ...]) -> float:
+    cur: Any = d
+    for k in path:
+        if not isinstance(cur, Mapping) or k not in cur:
+            return float("nan")
+        cur = cur[k]
+    try:
+        return float(cur)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def summary_row(result: Mapping[str, Any]) -> dict[str, float]:
+    """Flat ``{key: value}`` of the headline figures of one `evaluate_signal` result."""
+    return {key: _get(result, path) for key, _, path in SUMMARY_COLUMNS}
+
+
+def _as_universes(results: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
+    return {"all": results} if "rank_ic" in results else results
+
+
+def summary_frame(results: Mapping[str, Any]) -> pl.DataFrame:
+    """One row per universe (``universe`` column first) of the headline figures.
+
+    ``results`` is `evaluate_signal`'s output: one result or ``{universe: result}``.
+    """
+    rows = [{"universe": u, **summary_row(r)} for u, r in _as_universes(results).items()]
+    return pl.DataFrame(rows).with_columns(pl.col("n_dates").cast(pl.Int64, strict=False))
+
+
+def format_summary(results: Mapping[str, Any], title: str | None = None) -> str:
+    """Plain-text table (universes as rows) with the conventions line underneath."""
+    univ = _as_universes(results)
+    heads = ["universe"] + [h for _, h, _ in SUMMARY_COLUMNS]
+    pct = {"top_ann_return", "top_max_dd", "ls_ann_return", "ls_vol", "ls_max_dd", "rank_ic_win"}
+    rows = []
+    for u, r in univ.items():
+        row = [u]
+        for key, _, path in SUMMARY_COLUMNS:
+            v = _get(r, path)
+            if key == "n_dates":
+                row.append("-" if not np.isfinite(v) else f"{int(v)}")
+            elif not np.isfinite(v):
+                row.append("-")
+            elif key in pct or key == "top_turnover":
+                row.append(f"{100 * v:.1f}%")
+            else:
+                row.append(f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}")
+        rows.append(row)
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(heads)
+    ]
+    lines = [] if title is None else [title]
+    lines.append("  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True)))
+    lines.extend("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    if univ:
+        c = next(iter(univ.values())).get("conventions", {})
+        if c:
+            lines.append(
+                f"IC Pearson / RankIC Spearman per date; ICIR annualised x sqrt({c['periods_per_year']:g}); "
+                f"horizon {c['horizon']}, {c['n_groups']} groups"
+                f"{' (industry-neutral)' if c['industry_neutral'] else ''}, rebalance every "
+                f"{c['rebalance_every']}, returns annualised over {c['return_periods_per_year']:g} "
+                "periods/yr (compounded); turnover one-sided"
+            )
+    return "\n".join(lines)
