@@ -24,19 +24,18 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from scipy.stats import rankdata
 from torch import nn
 
+from deepalpha.config import Strict
 from deepalpha.errors import ConfigError
 from deepalpha.train.datasets import Batch, CrossSectionDataset
 from deepalpha.train.losses import get_loss
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Strict):
     """Trainer settings (all defaults here)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
