@@ -97,10 +97,13 @@ CAVEATS = (
     "mktcap is period-end total_mv carried by the back-adjusted close (continuous over bonus "
     "issues; cash dividends lower it only at the next period end); NaN before a stock's first "
     "period end; for period ends before the calendar the first calendar close is the reference",
+    "fundamentals use quarter-end rows only (the source's sparse month-end rows are dropped)",
     "pe/pb/ps/dv_ratio are as of the latest period end <= t, not re-priced daily",
     "roe/roa/debt_to_assets/ebit are used from the first trading day strictly after the "
     "publication deadline (Q1 04-30, H1 08-31, Q3 10-31, annual 04-30 next year)",
     "bars with every field NaN are treated as missing and suspended",
+    "universe csi800 is csi300 | csi500 (the source csi800.txt is incomplete before 2013); "
+    "csi1000 starts at the index launch (2014-10)",
     "universe 'all' is CSI All Share membership (csiall.txt) from its first spell date, and "
     "every listed stock before that",
 )
@@ -362,6 +365,10 @@ def _build(
         if name == "all" and len(s):
             m[dates < s.min()] = True  # before CSI All Share data: every listed stock
         masks[name] = m & listed
+    if "csi300" in masks and "csi500" in masks:
+        # CSI 800 = CSI 300 + CSI 500 by construction; the real csi800.txt lists only ~200
+        # members before mid-2013 and agrees with the union afterwards.
+        masks["csi800"] = masks["csi300"] | masks["csi500"]
 
     # ---- fields
     data = np.empty((len(fields), T, N), dtype=np.float32)

@@ -87,6 +87,24 @@ def read_wide_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return periods[order], codes, vals[order]
 
 
+def is_quarter_end(periods: np.ndarray) -> np.ndarray:
+    """``bool[P]``: period end is 03-31, 06-30, 09-30 or 12-31."""
+    md = np.char.ljust(np.asarray(periods, dtype="datetime64[D]").astype(str), 10)
+    md = np.array([x[5:] for x in md.tolist()])
+    return np.isin(md, ["03-31", "06-30", "09-30", "12-31"])
+
+
+def drop_empty_periods(periods: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep quarter-end rows with at least one finite value -> ``(periods[P'], values[P', M])``.
+
+    The real files also carry a few month-end rows (2013-07-31, 2014-08-31, ...) that hold one
+    or two values for companies that listed years later -- junk, not reports -- and quarter rows
+    can be empty; both are dropped.
+    """
+    keep = is_quarter_end(periods) & np.isfinite(values).any(axis=1)
+    return np.asarray(periods)[keep], values[keep]
+
+
 def publication_deadline(periods: np.ndarray) -> np.ndarray:
     """Publication deadline per period end -> ``datetime64[D][P]``.
 
@@ -144,6 +162,7 @@ def to_daily(
     ``lagged=False``: market data, usable from the period-end date. ``lagged=True``: report data,
     usable from the day after the publication deadline. Assets missing from ``codes`` are NaN.
     """
+    periods, values = drop_empty_periods(periods, values)
     avail = (
         publication_deadline(periods) + np.timedelta64(1, "D")
         if lagged
@@ -177,29 +196,45 @@ def carry_mktcap(
     """Daily market cap in CNY -> ``float32[T, N]``.
 
     ``total_mv[P, M]`` is in 10,000 CNY at each period end (market data, known that day). For a
-    trading day t the latest period end ``pe <= t`` is used and carried by the back-adjusted
-    close: ``mktcap[t] = total_mv[pe] * 1e4 * close[t] / close[ref]`` where ``ref`` is the last
-    trading day ``<= pe`` (the first calendar day when ``pe`` precedes the calendar). The adjusted
-    close keeps the cap continuous over bonus-share issues and splits (a raw-price ratio would
-    halve a stock's cap on a 10-for-10 bonus issue until the next quarter end); the cost is that a
-    cash dividend does not lower the cap until the next period end (a ~1-3 % bias).
-    ``close`` is ``[T, N]`` back-adjusted.
+    trading day t and a stock, the latest period end ``pe <= t`` with a finite ``total_mv`` for
+    that stock is used and carried by the back-adjusted close:
+    ``mktcap[t] = total_mv[pe] * 1e4 * close[t] / close[ref]``, ``ref`` = the last trading day
+    ``<= pe`` (the first calendar day when ``pe`` precedes the calendar). The adjusted close keeps
+    the cap continuous over bonus-share issues and splits (a raw-price ratio would halve a stock's
+    cap on a 10-for-10 bonus issue until the next period end); the cost is that a cash dividend
+    lowers the cap only at the next period end (a ~1-3 % bias). ``close`` is ``[T, N]``
+    back-adjusted. NaN before a stock's first finite ``total_mv``.
     """
     dates = np.asarray(dates, dtype="datetime64[D]")
     T, N = len(dates), len(assets)
-    periods = np.asarray(periods, dtype="datetime64[D]")
-    rows = asof_index(periods, periods, dates)  # [T]
-    ref_t = np.clip(np.searchsorted(dates, periods, "right") - 1, 0, T - 1)  # [P]
-    col = _align_columns(codes, assets)
-    have = col >= 0
+    periods, total_mv = drop_empty_periods(periods, total_mv)
     out = np.full((T, N), np.nan, dtype=np.float32)
-    ok = rows >= 0
-    if not (have.any() and ok.any()):
+    col = _align_columns(codes, assets)
+    have = np.flatnonzero(col >= 0)
+    P = len(periods)
+    if P == 0 or len(have) == 0:
         return out
-    mv = total_mv[:, col[have]]  # [P, n]
-    c = close[:, have].astype(np.float64)  # [T, n]
-    r = rows[ok]
-    ref_close = c[ref_t[r]]  # [T_ok, n]
+    rows = asof_index(periods, periods, dates)  # [T] latest period end <= t
+    ok = np.flatnonzero(rows >= 0)
+    if len(ok) == 0:
+        return out
+    order = np.argsort(periods)
+    mv = total_mv[order][:, col[have]]  # [P, n] in period order
+    rank = np.empty(P, dtype=np.int64)
+    rank[order] = np.arange(P)
+    # last period (in order) with a finite value for each stock, per period row
+    last = np.where(np.isfinite(mv), np.arange(P)[:, None], -1)
+    last = np.maximum.accumulate(last, axis=0)  # [P, n]
+    ref_t = np.clip(np.searchsorted(dates, periods[order], "right") - 1, 0, T - 1)  # [P]
+    lr = last[rank[rows[ok]]]  # [T_ok, n] period (ordered) used per day and stock
+    valid = lr >= 0
+    lr0 = np.where(valid, lr, 0)
+    n_idx = np.broadcast_to(np.arange(len(have)), lr0.shape)
+    c = close[:, have]
+    base = mv[lr0, n_idx]  # [T_ok, n]
+    ref_close = c[ref_t[lr0], n_idx].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out[np.ix_(ok, have)] = (mv[r] * 1e4 * c[ok] / ref_close).astype(np.float32)
+        val = base * 1e4 * c[ok].astype(np.float64) / ref_close
+    val[~valid] = np.nan
+    out[np.ix_(ok, have)] = val.astype(np.float32)
     return out
