@@ -62,11 +62,12 @@ def robust_zscore(
     dev = x - med
     mad = nanmedian(np.abs(dev), axis=axis, keepdims=True) * MAD_TO_STD
     with np.errstate(invalid="ignore", divide="ignore"):
-        std = (
-            np.sqrt(np.nanmean(dev * dev, axis=axis, keepdims=True))
-            if _any_small(mad, eps)
-            else mad
-        )
+        if _any_small(mad, eps):
+            sq = np.where(np.isfinite(dev), dev * dev, 0.0)
+            cnt = np.isfinite(dev).sum(axis=axis, keepdims=True)
+            std = np.sqrt(sq.sum(axis=axis, keepdims=True) / np.maximum(cnt, 1))
+        else:
+            std = mad
         scale = np.where(mad > eps, mad, std)
         z = np.where(scale > eps, dev / np.where(scale > eps, scale, 1.0), 0.0)
     z = np.where(np.isfinite(x), z, np.nan).astype(x.dtype, copy=False)

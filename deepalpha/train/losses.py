@@ -17,11 +17,16 @@ from deepalpha.errors import ConfigError
 LossFn = Callable[..., torch.Tensor]
 
 
+def _up(x: torch.Tensor) -> torch.Tensor:
+    """Half precision (autocast outputs) -> float32; float32/float64 unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def _select(
     pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     m = torch.isfinite(y) if mask is None else (mask & torch.isfinite(y))
-    return pred[m].float(), y[m].float()
+    return _up(pred[m]), _up(y[m])
 
 
 def pearson_ic(
@@ -59,10 +64,10 @@ def weighted_mse_loss(
     """``sum w (p - y)^2 / sum w``; default ``w = 1 + |y|`` (the tails, which decide the top and
     bottom groups, weigh more on a rank-normalised label)."""
     m = torch.isfinite(y) if mask is None else (mask & torch.isfinite(y))
-    p, t = pred[m].float(), y[m].float()
+    p, t = _up(pred[m]), _up(y[m])
     if p.numel() == 0:
         return pred.sum() * 0.0
-    w = (1.0 + t.abs()) if weight is None else weight[m].float()
+    w = (1.0 + t.abs()) if weight is None else _up(weight[m])
     return (w * (p - t) ** 2).sum() / w.sum().clamp_min(1e-12)
 
 
