@@ -1,0 +1,163 @@
+"""Tabular scorers: plain residual MLP, HC-MLP and mHC-MLP (same width C and depth L).
+
+Legend of dimension letters (einops):
+    b  stocks (rows of one batch)     f  input features      s  residual streams (n)
+    d  features per stream (C)        l  layers (depth L)
+
+Every model maps ``x [b, f] float32 -> scores [b]`` and ignores ``group_ids``.
+
+- ``ResidualMLP``: ``x = Linear(x)``; L times ``x = x + FF(x)``; ``Linear -> scalar``, with
+  ``FF = RMSNorm -> Linear(C, hidden) -> SiLU -> Dropout -> Linear(hidden, C)``.
+- ``MHCMLP`` / ``HCMLP``: each stream gets its own input projection (one ``Linear(f, n*C)``),
+  the same FF branch inside an mHC / HC layer, readout = mean over streams -> ``Linear -> scalar``.
+  They also report ``amax_gain`` of the composite residual mapping ``H_res^L ... H_res^1``.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from deepalpha.models.common import FeedForward, default
+from deepalpha.models.hyperconnections import (
+    HyperConnection,
+    ManifoldHyperConnection,
+    _HyperConnectionBase,
+)
+from deepalpha.models.sinkhorn import amax_gains
+
+
+class ResidualMLP(nn.Module):
+    """Plain pre-norm residual MLP baseline: ``x [b, f] -> [b]``.
+
+    Parameters: ``dim`` residual width C (64), ``depth`` blocks L (6), ``hidden`` branch width
+    (default 4*C), ``dropout`` inside each branch (0.1, the baseline's usual regulariser).
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        dim: int = 64,
+        depth: int = 6,
+        hidden: int | None = None,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        hidden = default(hidden, 4 * dim)
+        self.proj_in = nn.Linear(n_features, dim)
+        self.blocks = nn.ModuleList(FeedForward(dim, hidden, dropout) for _ in range(depth))
+        self.head = nn.Linear(dim, 1)
+
+    def forward(self, x: Tensor, group_ids: Tensor | None = None) -> Tensor:
+        h = self.proj_in(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.head(h).squeeze(-1)
+
+
+class _HyperMLP(nn.Module):
+    """Shared body of HC-MLP and mHC-MLP; subclasses choose the layer type."""
+
+    layers: nn.ModuleList
+
+    def __init__(self, n_features: int, dim: int, n_streams: int) -> None:
+        super().__init__()
+        self.n_streams = n_streams
+        self.proj_in = nn.Linear(n_features, n_streams * dim)  # each stream its own projection
+        self.head = nn.Linear(dim, 1)
+
+    def _streams(self, x: Tensor) -> Tensor:
+        return rearrange(self.proj_in(x), "b (s d) -> b s d", s=self.n_streams)
+
+    def forward(self, x: Tensor, group_ids: Tensor | None = None) -> Tensor:
+        h = self._streams(x)
+        for layer in self.layers:
+            h = layer(h)
+        return self.head(h.mean(dim=-2)).squeeze(-1)
+
+    def residual_maps(self, x: Tensor | None = None) -> Tensor:
+        """``H_res`` of every layer: ``[l, b, s, s]`` for a batch ``x [b, f]``; ``[l, s, s]``
+        from the biases alone (dynamic terms at zero) when ``x`` is None."""
+        layers: list[_HyperConnectionBase] = list(self.layers)  # type: ignore[arg-type]
+        if x is None:
+            return torch.stack([layer.static_maps()[2] for layer in layers])
+        maps, h = [], self._streams(x)
+        for layer in layers:
+            h, h_res = layer(h, return_res=True)
+            maps.append(h_res)
+        return torch.stack(maps)
+
+    @torch.no_grad()
+    def amax_gains(self, x: Tensor | None = None) -> tuple[float, float]:
+        """(forward, backward) gain of ``prod_l H_res^l``: max abs row sum, max abs column sum."""
+        return amax_gains(self.residual_maps(x))
+
+    @torch.no_grad()
+    def amax_gain(self, x: Tensor | None = None) -> float:
+        """Composite "Amax gain": max of the forward and backward gains of the product of
+        ``H_res`` over depth, on the batch ``x [b, f]`` (max over rows) or, when ``x`` is None,
+        on the bias-only mappings. mHC keeps it at 1; HC is free to grow."""
+        return max(self.amax_gains(x))
+
+
+class MHCMLP(_HyperMLP):
+    """mHC-MLP (DESIGN section 4): ``x [b, f] -> [b]``.
+
+    Defaults: ``n_streams`` 4, ``dim`` C 64, ``depth`` L 6, branch ``hidden`` 4*C, Sinkhorn
+    ``t_max`` 20, ``alpha_init`` 0.01, ``res_bias`` 1.0 (b_res logits = I), no dropout (the
+    constraint is the regulariser).
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        dim: int = 64,
+        depth: int = 6,
+        n_streams: int = 4,
+        hidden: int | None = None,
+        t_max: int = 20,
+        alpha_init: float = 0.01,
+        res_bias: float = 1.0,
+        pre_bias: float = 0.0,
+        post_bias: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(n_features, dim, n_streams)
+        hidden = default(hidden, 4 * dim)
+        self.layers = nn.ModuleList(
+            ManifoldHyperConnection(
+                dim,
+                n_streams,
+                FeedForward(dim, hidden, dropout),
+                t_max=t_max,
+                alpha_init=alpha_init,
+                res_bias=res_bias,
+                pre_bias=pre_bias,
+                post_bias=post_bias,
+            )
+            for _ in range(depth)
+        )
+
+
+class HCMLP(_HyperMLP):
+    """HC-MLP, the unconstrained ablation of ``MHCMLP`` (same sizes): ``x [b, f] -> [b]``."""
+
+    def __init__(
+        self,
+        n_features: int,
+        dim: int = 64,
+        depth: int = 6,
+        n_streams: int = 4,
+        hidden: int | None = None,
+        alpha_init: float = 0.01,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(n_features, dim, n_streams)
+        hidden = default(hidden, 4 * dim)
+        self.layers = nn.ModuleList(
+            HyperConnection(
+                dim, n_streams, FeedForward(dim, hidden, dropout), alpha_init=alpha_init
+            )
+            for _ in range(depth)
+        )

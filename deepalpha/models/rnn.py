@@ -1,0 +1,148 @@
+"""Sequence scorers: GRU baseline, RNN-LIN and the RNN-LIN-GLU block stack.
+
+Legend of dimension letters (einops):
+    n  stocks of one date     t  time steps (oldest first, last = prediction date)
+    f  input features         h  hidden units          e  SwiGLU hidden units
+
+Every model maps ``x [n, t, f] float32 -> scores [n]`` and ignores ``group_ids``. Internally the
+linear RNNs run time-major (``[t, n, h]``) so each scan step touches one contiguous slab.
+
+RNN-LIN (DESIGN section 5): gates depend on ``x_t`` only, so all of them come from one matmul
+over the whole sequence and the recurrence is a scan::
+
+    f_t = sigmoid(x_t W_f), o_t = sigmoid(x_t W_o), c_t = SiLU(x_t W_c)
+    h_t = f_t * h_{t-1} + (1 - f_t) * c_t,   y_t = o_t * h_t
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from deepalpha.models.common import RMSNorm, SwiGLU, default
+from deepalpha.models.scan import Backend, linear_scan
+
+
+def time_major(x: Tensor) -> Tensor:
+    """``[n, t, f] -> [t, n, f]`` contiguous."""
+    return rearrange(x, "n t f -> t n f").contiguous()
+
+
+def lin_rnn(zf: Tensor, zc: Tensor, backend: Backend = "loop") -> Tensor:
+    """Hidden states of the linear RNN from gate pre-activations ``zf, zc [t, n, h]``.
+
+    ``h_t = f_t h_{t-1} + (1 - f_t) c_t`` with ``f = sigmoid(zf)``, ``c = SiLU(zc)``, ``h_0 = 0``;
+    ``1 - f`` is computed as ``sigmoid(-zf)`` (no cancellation). Returns ``h [t, n, h]``.
+    """
+    return linear_scan(torch.sigmoid(zf), torch.sigmoid(-zf) * F.silu(zc), backend=backend)
+
+
+class RNNLinLayer(nn.Module):
+    """One RNN-LIN layer: ``x [t, n, d_in] -> y [t, n, h]`` (or ``y_T [n, h]`` when ``last_only``).
+
+    ``W_f, W_o, W_c`` (with biases) are one ``Linear(d_in, 3h)``. With ``last_only`` the output gate
+    is evaluated at the last step only (the scan itself still runs over all steps).
+    """
+
+    def __init__(self, dim_in: int, hidden: int, backend: Backend = "loop") -> None:
+        super().__init__()
+        self.hidden, self.backend = hidden, backend
+        self.gates = nn.Linear(dim_in, 3 * hidden)
+
+    def forward(self, x: Tensor, last_only: bool = False) -> Tensor:
+        hd = self.hidden
+        w_fc, w_o = self.gates.weight.split([2 * hd, hd]), self.gates.bias.split([2 * hd, hd])
+        zf, zc = F.linear(x, w_fc[0], w_o[0]).chunk(2, dim=-1)
+        h = lin_rnn(zf, zc, self.backend)
+        if last_only:
+            return torch.sigmoid(F.linear(x[-1], w_fc[1], w_o[1])) * h[-1]
+        return torch.sigmoid(F.linear(x, w_fc[1], w_o[1])) * h
+
+
+class GRUModel(nn.Module):
+    """GRU baseline (Qlib Alpha360 style): ``nn.GRU`` (2 layers, hidden 64), Linear head on the
+    last step. ``x [n, t, f] -> [n]``."""
+
+    def __init__(
+        self, n_features: int, hidden: int = 64, layers: int = 2, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(n_features, hidden, layers, batch_first=True, dropout=dropout)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x: Tensor, group_ids: Tensor | None = None) -> Tensor:
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1]).squeeze(-1)
+
+
+class RNNLin(nn.Module):
+    """Stacked RNN-LIN (``layers`` 2, ``hidden`` 64), Linear head on the last step.
+    ``x [n, t, f] -> [n]``. ``backend`` picks the scan (see ``deepalpha.models.scan``)."""
+
+    def __init__(
+        self, n_features: int, hidden: int = 64, layers: int = 2, backend: Backend = "loop"
+    ) -> None:
+        super().__init__()
+        dims = [n_features] + [hidden] * layers
+        self.layers = nn.ModuleList(
+            RNNLinLayer(d_in, d_out, backend) for d_in, d_out in pairwise(dims)
+        )
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x: Tensor, group_ids: Tensor | None = None) -> Tensor:
+        h = time_major(x)
+        *body, last = self.layers
+        for layer in body:
+            h = layer(h)
+        return self.head(last(h, last_only=True)).squeeze(-1)
+
+
+class RNNLinGLUBlock(nn.Module):
+    """DESIGN section 8 block: ``u = x + RNNLIN(RMSNorm x)``; ``out = u + SwiGLU(RMSNorm u)``.
+
+    ``x [t, n, h] -> [t, n, h]``, or ``[n, h]`` (the last step) when ``last_only``: the SwiGLU is
+    per step, so only the last step's is computed then.
+    """
+
+    def __init__(self, dim: int, glu_hidden: int, backend: Backend = "loop") -> None:
+        super().__init__()
+        self.norm_rnn, self.rnn = RMSNorm(dim), RNNLinLayer(dim, dim, backend)
+        self.norm_ff, self.ff = RMSNorm(dim), SwiGLU(dim, glu_hidden)
+
+    def forward(self, x: Tensor, last_only: bool = False) -> Tensor:
+        u = (x[-1] if last_only else x) + self.rnn(self.norm_rnn(x), last_only=last_only)
+        return u + self.ff(self.norm_ff(u))
+
+
+class RNNLinGLU(nn.Module):
+    """RNN-LIN-GLU: ``Linear(f, h)``, ``blocks`` (2) RNN-LIN-GLU blocks of width ``hidden`` (64)
+    with SwiGLU width ``glu_hidden`` (default 2*hidden), final RMSNorm, Linear head on the last
+    step. ``x [n, t, f] -> [n]``."""
+
+    def __init__(
+        self,
+        n_features: int,
+        hidden: int = 64,
+        blocks: int = 2,
+        glu_hidden: int | None = None,
+        backend: Backend = "loop",
+    ) -> None:
+        super().__init__()
+        glu_hidden = default(glu_hidden, 2 * hidden)
+        self.proj_in = nn.Linear(n_features, hidden)
+        self.blocks = nn.ModuleList(
+            RNNLinGLUBlock(hidden, glu_hidden, backend) for _ in range(blocks)
+        )
+        self.norm_out = RMSNorm(hidden)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x: Tensor, group_ids: Tensor | None = None) -> Tensor:
+        h = self.proj_in(time_major(x))
+        *body, last = self.blocks
+        for block in body:
+            h = block(h)
+        return self.head(self.norm_out(last(h, last_only=True))).squeeze(-1)
