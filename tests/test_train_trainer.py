@@ -1,0 +1,159 @@
+"""Trainer: learns a planted signal, early stopping restores the best weights, CPU runs are bitwise
+repeatable and leave the global RNG alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_train_helpers import make_panel, oracle_score
+from torch import nn
+
+from deepalpha.errors import ConfigError
+from deepalpha.train.datasets import SequenceDataset, TabularDataset
+from deepalpha.train.trainer import (
+    TrainConfig,
+    evaluate,
+    fit,
+    make_model,
+    predict,
+    rank_ic,
+    resolve_device,
+)
+
+
+@pytest.fixture(scope="module")
+def seq_ds():
+    return SequenceDataset(make_panel(T=240, N=80), window=20, horizon=5)
+
+
+def _split(ds):
+    sd = ds.sample_dates()
+    return sd[:150], sd[160:215]
+
+
+def test_learns_planted_signal(seq_ds, tmp_path):
+    train, valid = _split(seq_ds)
+    oracle = oracle_score(seq_ds.panel)
+    oracle_ric = np.nanmean(
+        [rank_ic(oracle[t, b.idx], b.y.numpy()) for t in valid if (b := seq_ds.batch(t))]
+    )
+    assert oracle_ric > 0.1
+    model = make_model("linear", seq_ds.n_features, seed=0)
+    before = evaluate(model, seq_ds, valid)["rank_ic"]
+    cfg = TrainConfig(max_epochs=8, patience=3, lr=1e-2, progress=False)
+    res = fit(model, seq_ds, train, valid, cfg, log_path=tmp_path / "log.jsonl")
+    assert res.best_rank_ic > 0.5 * oracle_ric, (res.best_rank_ic, oracle_ric)
+    assert res.best_rank_ic > before + 0.05
+    # best weights restored: evaluating now reproduces the best epoch's validation RankIC
+    after = evaluate(model, seq_ds, valid)
+    best = res.history[res.best_epoch - 1]
+    assert after["rank_ic"] == pytest.approx(best["valid_rank_ic"], abs=1e-9)
+    assert res.best_rank_ic == max(h["valid_rank_ic"] for h in res.history)
+    lines = [json.loads(s) for s in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == list(range(1, res.epochs + 1))
+    assert {"train_loss", "valid_rank_ic", "valid_ic", "seconds", "best_epoch"} <= set(lines[0])
+
+
+def test_early_stopping_stops_after_patience(seq_ds):
+    train, valid = _split(seq_ds)
+    model = make_model("linear", seq_ds.n_features, seed=1)
+    # lr 0: the validation RankIC never improves after epoch 1
+    res = fit(
+        model,
+        seq_ds,
+        train[:20],
+        valid,
+        TrainConfig(lr=1e-12, max_epochs=20, patience=2, progress=False),
+    )
+    assert res.epochs <= 1 + 2 + 1 and res.best_epoch <= 2
+
+
+def test_cpu_runs_are_bitwise_repeatable_and_isolated(seq_ds):
+    train, valid = _split(seq_ds)
+    cfg = TrainConfig(max_epochs=3, lr=1e-2, seed=7, progress=False)
+
+    def run(seed):
+        m = make_model("linear", seq_ds.n_features, seed=seed)
+        fit(m, seq_ds, train[:60], valid[:20], cfg.model_copy(update={"seed": seed}))
+        return m, predict(m, seq_ds, valid[:5])[2]
+
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    m1, p1 = run(7)
+    assert torch.equal(torch.get_rng_state(), state), "fit leaked into the global RNG"
+    torch.manual_seed(999)  # global state must not matter
+    m2, p2 = run(7)
+    for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    assert p1.tobytes() == p2.tobytes()
+    _, p3 = run(8)
+    assert p3.tobytes() != p1.tobytes()
+
+
+class _GroupProbe(nn.Module):
+    def __init__(self, n_features):
+        super().__init__()
+        self.lin = nn.Linear(n_features, 1)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x, group_ids=None):
+        self.seen.append(group_ids)
+        return self.lin(x[:, -1]).squeeze(-1)
+
+
+def test_group_ids_reach_the_model_and_predict_covers_batches(seq_ds):
+    m = _GroupProbe(seq_ds.n_features)
+    t, idx, score = predict(m, seq_ds, np.array([30, 31]), device="cpu")
+    b = seq_ds.batch(30)
+    assert torch.equal(m.seen[0], b.group_ids)
+    assert len(t) == len(seq_ds.batch(30).idx) + len(seq_ds.batch(31).idx)
+    np.testing.assert_array_equal(idx[t == 30], b.idx)
+    assert score.dtype == np.float32 and np.isfinite(score).all()
+
+
+def test_tabular_training_without_validation_runs_all_epochs():
+    rng = np.random.default_rng(0)
+    T, N, F = 40, 100, 4
+    X = rng.normal(size=(T, N, F)).astype(np.float32)
+    y = (np.tanh(X[..., 0]) * (X[..., 1] > 0) + 0.5 * rng.normal(size=(T, N))).astype(np.float32)
+    ds = TabularDataset(X, y, np.datetime64("2020-01-31") + np.arange(T), np.arange(N).astype(str))
+    m = make_model("linear", F, seed=0)
+    res = fit(m, ds, np.arange(30), None, TrainConfig(max_epochs=4, lr=5e-2, progress=False))
+    assert res.epochs == 4 and res.best_epoch == 4 and np.isnan(res.best_rank_ic)
+    assert evaluate(m, ds, np.arange(30, 40))["rank_ic"] > 0.1
+
+
+def test_model_factory_paths_and_devices():
+    m = make_model("torch.nn:Linear", 3, seed=0, out_features=1)
+    assert isinstance(m, nn.Linear) and m.in_features == 3
+    a = make_model("linear", 5, seed=3).state_dict()
+    b = make_model("linear", 5, seed=3).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ConfigError):
+        make_model("nosuch.module:thing", 3)
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError):
+        fit(make_model("linear", 6), SequenceDataset(make_panel(T=40, N=10), window=5), [], None)
+
+
+@pytest.mark.gpu
+def test_cuda_amp_trains(seq_ds):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    train, valid = _split(seq_ds)
+    m = make_model("linear", seq_ds.n_features, seed=0)
+    res = fit(
+        m,
+        seq_ds,
+        train,
+        valid,
+        TrainConfig(max_epochs=3, lr=1e-2, amp=True, device="cuda", progress=False),
+    )
+    assert res.best_rank_ic > 0.05
