@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from deepalpha.errors import DataError
 
@@ -130,10 +131,16 @@ def solve_chunk(
     S = K - 1 - n_ind
     v = np.where(np.isfinite(r), np.asarray(v, dtype=np.float64), 0.0)
     r0 = np.nan_to_num(np.asarray(r, dtype=np.float64), nan=0.0)
-    Xv = X * v[:, :, None]
-    A = np.matmul(Xv.transpose(0, 2, 1), X)  # [B, K, K]
-    b = np.einsum("bnk,bn->bk", Xv, r0)  # [B, K]
-    ind_w = np.einsum("bnp,bn->bp", X[:, :, 1 : 1 + n_ind], v * v)
+    # torch.bmm runs the batched products through BLAS (numpy's stacked matmul on transposed
+    # operands does not); float64 throughout.
+    Xt = torch.from_numpy(X)
+    Xv = Xt * torch.from_numpy(v)[:, :, None]
+    A = torch.bmm(Xv.transpose(1, 2), Xt).numpy()  # [B, K, K]
+    rhs = np.stack([r0, v * v], axis=2)  # [B, N, 2]
+    b = torch.bmm(Xv.transpose(1, 2), torch.from_numpy(r0)[:, :, None]).numpy()[:, :, 0]
+    ind_w = torch.bmm(Xt.transpose(1, 2), torch.from_numpy(rhs[:, :, 1:])).numpy()[
+        :, 1 : 1 + n_ind, 0
+    ]
     R, _ = restriction_matrix(ind_w, S)
     M = np.matmul(R.transpose(0, 2, 1), np.matmul(A, R))  # [B, K-1, K-1]
     rb = np.einsum("bkg,bk->bg", R, b)
@@ -147,7 +154,8 @@ def solve_chunk(
     Minv = np.linalg.inv(M)
     g = np.einsum("bgh,bh->bg", Minv, rb)
     f = np.einsum("bkg,bg->bk", R, g)
-    u = np.asarray(r, dtype=np.float64) - np.einsum("bnk,bk->bn", X, f)
+    fit = torch.bmm(Xt, torch.from_numpy(np.nan_to_num(f))[:, :, None]).numpy()[:, :, 0]
+    u = np.asarray(r, dtype=np.float64) - fit
     ssr = np.einsum("bn,bn->b", v, np.nan_to_num(u, nan=0.0) ** 2)
     sst = np.einsum("bn,bn->b", v, r0**2)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -1,0 +1,481 @@
+"""Build, save and load the Barra CNE6-style risk model.
+
+Shapes: ``T`` model dates (trading days for ``freq="daily"``, month ends for ``"monthly"``),
+``N`` assets, ``S`` styles, ``P`` industries, ``K = 1 + P + S`` factors ``[country, industries,
+styles]``, ``D`` covariance dates.
+
+Estimation universe (ESTU) at t: listed for at least 252 trading days (from the list date when
+given, else from the first listed day in the panel), tradable at t (not suspended, not
+limit-locked), positive cap, an industry. Regression weights ``sqrt(cap)`` inside the ESTU.
+
+Daily model: row t regresses the return over ``t -> t+1`` on the exposures at t (stocks
+suspended at t+1 are left out of that regression); the last row is NaN. Monthly model: dates
+are the month ends, row m regresses the compounded return from month end m to month end m+1 on
+the exposures at m. Half-lives of the monthly model are the daily ones divided by 21.
+
+Covariance dates (``cov="month_end"`` by default for the daily model, every date for the monthly
+one): the forecasts at d use factor / specific returns of rows ``< d`` and forecast row d.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from deepalpha.data.panel import Panel
+from deepalpha.errors import ConfigError, DataError
+from deepalpha.risk.covariance import CovarianceConfig, factor_covariance
+from deepalpha.risk.industries import industry_ids
+from deepalpha.risk.regression import design_chunk, regress
+from deepalpha.risk.specific import (
+    SpecificConfig,
+    bayesian_shrink,
+    blending_gamma,
+    specific_vra,
+    structural_blend,
+    ts_specific_var,
+)
+from deepalpha.risk.styles import DEFAULT_STYLES, DescriptorSource, compute_styles
+
+FORMAT_VERSION = 1
+Progress = Callable[[str, float], None]
+"""``progress(stage, fraction_done_overall)``."""
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    """Risk-model settings. Half-lives are in trading days (scaled for the monthly model).
+
+    preset "responsive": vol/corr half-lives 84/504, VRA 21; "stable": 252/756, VRA 84.
+    """
+
+    styles: tuple[str, ...] = DEFAULT_STYLES
+    min_listed_days: int = 252
+    vol_halflife: float = 84
+    corr_halflife: float = 504
+    nw_lags: int = 2
+    eigen_sims: int = 100
+    eigen_scale: float = 1.2
+    vra_halflife: float = 21
+    specific_halflife: float = 84
+    specific_vra_halflife: float = 21
+    shrink_q: float = 0.1
+    size_groups: int = 10
+    cov: Literal["month_end", "all"] = "month_end"
+    min_cov_obs: int = 63
+    chunk: int = 64
+    seed: int = 0
+
+    @classmethod
+    def preset(cls, name: str, **kw: Any) -> RiskConfig:
+        if name == "responsive":
+            return cls(**kw)
+        if name == "stable":
+            return cls(
+                **{"vol_halflife": 252, "corr_halflife": 756, "vra_halflife": 84,
+                   "specific_vra_halflife": 84, **kw}
+            )  # fmt: skip
+        raise ConfigError(f"unknown risk preset {name!r} (responsive, stable)")
+
+
+@dataclass(eq=False)
+class RiskModel:
+    """A fitted risk model (see the module docstring for shapes and timing).
+
+    Attributes
+    ----------
+    dates : datetime64[D][T]; assets : str[N]; style_names : tuple[S]; industry_names : tuple[P];
+    factor_names : tuple[K] (``country``, industries, styles);
+    styles : float32[T, N, S] standardised exposures at t (NaN: no exposure);
+    industry_ids : int16[T, N] (-1: none); weights : float32[T, N] sqrt(cap) in the ESTU else 0;
+    factor_returns : float32[T, K] row t = return over t -> t+1 (NaN for the last date);
+    specific_returns : float32[T, N]; tstats : float32[T, K]; r2 : float32[T];
+    cov_dates : datetime64[D][D]; factor_cov : float32[D, K, K] (per period, forecast for the
+    period starting at the cov date); specific_var : float32[D, N]; freq : "daily" | "monthly";
+    meta : dict (config, counts, provenance).
+    """
+
+    dates: np.ndarray
+    assets: np.ndarray
+    style_names: tuple[str, ...]
+    industry_names: tuple[str, ...]
+    styles: np.ndarray
+    industry_ids: np.ndarray
+    weights: np.ndarray
+    factor_returns: np.ndarray
+    specific_returns: np.ndarray
+    tstats: np.ndarray
+    r2: np.ndarray
+    cov_dates: np.ndarray
+    factor_cov: np.ndarray
+    specific_var: np.ndarray
+    freq: str = "daily"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def factor_names(self) -> tuple[str, ...]:
+        return ("country", *self.industry_names, *self.style_names)
+
+    @property
+    def n_industries(self) -> int:
+        return len(self.industry_names)
+
+    @property
+    def periods_per_year(self) -> int:
+        return 252 if self.freq == "daily" else 12
+
+    def design(self, lo: int, hi: int) -> np.ndarray:
+        """Dense exposures ``float64[hi-lo, N, K]`` for rows ``lo:hi`` (keep the chunk small)."""
+        return design_chunk(self.styles[lo:hi], self.industry_ids[lo:hi], self.n_industries)
+
+    def cov_index(self) -> np.ndarray:
+        """Row index of each covariance date in `dates`."""
+        return np.searchsorted(self.dates, self.cov_dates)
+
+    # ------------------------------------------------------------------ I/O
+    _ARRAYS = (
+        "styles",
+        "industry_ids",
+        "weights",
+        "specific_returns",
+        "factor_cov",
+        "specific_var",
+    )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model to directory ``path`` atomically (temp dir + rename).
+
+        Layout: ``meta.json``; ``factor_returns.parquet`` and ``tstats.parquet`` (date + one
+        column per factor); ``stats.parquet`` (date, r2); ``assets.parquet``;
+        ``cov_dates.parquet``; NumPy ``.npy`` for the big arrays (styles, industry_ids,
+        weights, specific_returns, factor_cov, specific_var).
+        """
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        dates = pl.Series("date", self.dates.astype("datetime64[D]"))
+        fr = pl.DataFrame({"date": dates}).with_columns(
+            [pl.Series(n, self.factor_returns[:, k]) for k, n in enumerate(self.factor_names)]
+        )
+        fr.write_parquet(tmp / "factor_returns.parquet")
+        ts = pl.DataFrame({"date": dates}).with_columns(
+            [pl.Series(n, self.tstats[:, k]) for k, n in enumerate(self.factor_names)]
+        )
+        ts.write_parquet(tmp / "tstats.parquet")
+        pl.DataFrame({"date": dates, "r2": self.r2}).write_parquet(tmp / "stats.parquet")
+        pl.DataFrame({"asset": self.assets.astype(str)}).write_parquet(tmp / "assets.parquet")
+        pl.DataFrame({"date": pl.Series(self.cov_dates.astype("datetime64[D]"))}).write_parquet(
+            tmp / "cov_dates.parquet"
+        )
+        for name in self._ARRAYS:
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "freq": self.freq,
+            "style_names": list(self.style_names),
+            "industry_names": list(self.industry_names),
+            **{k: v for k, v in self.meta.items() if k not in ("style_names", "industry_names")},
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path, *, mmap: bool = True) -> RiskModel:
+        """Read a model written by `save` (big arrays memory-mapped when ``mmap``)."""
+        p = Path(path)
+        mfile = p / "meta.json"
+        if not mfile.is_file():
+            raise DataError("not a risk model directory (no meta.json)", file=p)
+        meta = json.loads(mfile.read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise DataError(
+                f"unsupported risk model format {meta.get('format_version')}", file=mfile
+            )
+        fr = pl.read_parquet(p / "factor_returns.parquet")
+        ts = pl.read_parquet(p / "tstats.parquet")
+        st = pl.read_parquet(p / "stats.parquet")
+        arrays = {n: np.load(p / f"{n}.npy", mmap_mode="r" if mmap else None) for n in cls._ARRAYS}
+        fnames = [c for c in fr.columns if c != "date"]
+        return cls(
+            dates=fr["date"].to_numpy().astype("datetime64[D]"),
+            assets=pl.read_parquet(p / "assets.parquet")["asset"].to_numpy().astype("U16"),
+            style_names=tuple(meta.pop("style_names")),
+            industry_names=tuple(meta.pop("industry_names")),
+            factor_returns=fr.select(fnames).to_numpy().astype(np.float32),
+            tstats=ts.select(fnames).to_numpy().astype(np.float32),
+            r2=st["r2"].to_numpy().astype(np.float32),
+            cov_dates=pl.read_parquet(p / "cov_dates.parquet")["date"]
+            .to_numpy()
+            .astype("datetime64[D]"),
+            freq=meta.pop("freq"),
+            meta=meta,
+            **arrays,
+        )
+
+
+# ---------------------------------------------------------------------- build helpers
+
+
+def month_end_rows(dates: np.ndarray) -> np.ndarray:
+    """Rows that are the last trading day of their calendar month (the last row included)."""
+    m = np.asarray(dates, dtype="datetime64[M]")
+    return np.nonzero(np.r_[m[1:] != m[:-1], True])[0]
+
+
+def listed_age(listed: np.ndarray, dates: np.ndarray, list_dates: np.ndarray | None) -> np.ndarray:
+    """Trading days since listing ``int32[T, N]`` (from `list_dates` where known, else from the
+    first listed day in the panel)."""
+    age = np.cumsum(listed, axis=0, dtype=np.int32)
+    if list_dates is not None:
+        ld = np.asarray(list_dates, dtype="datetime64[D]")
+        known = ~np.isnat(ld)
+        first = np.searchsorted(dates, ld[known])  # row of the listing day (0 if before)
+        rows = np.arange(len(dates))[:, None]
+        age_k = (rows - first[None, :] + 1).astype(np.int32)
+        age[:, known] = np.where(listed[:, known], age_k, 0)
+    return age
+
+
+def estimation_universe(
+    panel: Panel, ind: np.ndarray, min_days: int, list_dates: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(``estu bool[T, N]``, ``target bool[T, N]``): target = listed with a positive cap and an
+    industry (stocks that get exposures); estu adds tradable and listed >= `min_days`."""
+    cap = panel.field("mktcap")
+    close = panel.field("close")
+    listed = panel.masks.get("listed", np.isfinite(close))
+    susp = _suspended(panel)
+    tradable = panel.masks.get("tradable", ~susp)
+    target = listed & np.isfinite(cap) & (cap > 0) & (ind >= 0)[None, :] & np.isfinite(close)
+    age = listed_age(listed, panel.dates, list_dates)
+    estu = target & tradable & ~susp & (age >= min_days)
+    return estu, target
+
+
+def _suspended(panel: Panel) -> np.ndarray:
+    if "suspended" in panel.masks:
+        return panel.masks["suspended"]
+    if panel.has("volume"):
+        v = panel.field("volume")
+        return np.isfinite(v) & (v <= 0)
+    return np.zeros(panel.field("close").shape, dtype=bool)
+
+
+def _scaled(cfg: RiskConfig, freq: str) -> tuple[CovarianceConfig, SpecificConfig]:
+    s = 1.0 if freq == "daily" else 1.0 / 21.0
+    cc = CovarianceConfig(
+        vol_halflife=max(cfg.vol_halflife * s, 1.0),
+        corr_halflife=max(cfg.corr_halflife * s, 1.0),
+        nw_lags=cfg.nw_lags,
+        eigen_sims=cfg.eigen_sims,
+        eigen_scale=cfg.eigen_scale,
+        vra_halflife=max(cfg.vra_halflife * s, 1.0),
+        min_obs=cfg.min_cov_obs if freq == "daily" else 12,
+        seed=cfg.seed,
+    )
+    sc = SpecificConfig(
+        halflife=max(cfg.specific_halflife * s, 1.0),
+        nw_lags=cfg.nw_lags,
+        window=252 if freq == "daily" else 24,
+        h_min=60 if freq == "daily" else 6,
+        h_ramp=120 if freq == "daily" else 12,
+        shrink_q=cfg.shrink_q,
+        n_groups=cfg.size_groups,
+        vra_halflife=max(cfg.specific_vra_halflife * s, 1.0),
+    )
+    return cc, sc
+
+
+def specific_variance(
+    u: np.ndarray,
+    styles: np.ndarray,
+    ind_ids: np.ndarray,
+    n_ind: int,
+    weights: np.ndarray,
+    cov_idx: np.ndarray,
+    cfg: SpecificConfig,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Specific variance forecasts ``float32[D, N]`` at rows `cov_idx` (see `specific`)."""
+    T, N = u.shape
+    sig_ts = np.sqrt(ts_specific_var(u, cfg.halflife, cfg.nw_lags))
+    cap = np.asarray(weights, dtype=np.float64) ** 2
+    estu = weights > 0
+    lam = specific_vra(u, sig_ts, cap, estu, cfg.vra_halflife)
+    out = np.full((len(cov_idx), N), np.nan, dtype=np.float32)
+    for i, d in enumerate(np.asarray(cov_idx).tolist()):
+        if d >= T:
+            continue
+        gamma = blending_gamma(
+            u[max(0, d - cfg.window) : d].astype(np.float64), cfg.h_min, cfg.h_ramp
+        )
+        X = design_chunk(styles[d : d + 1], ind_ids[d : d + 1], n_ind)[0]
+        X[~np.isfinite(styles[d]).all(axis=1)] = np.nan
+        s = structural_blend(
+            sig_ts[d], gamma, X, np.asarray(weights[d], dtype=np.float64), e0=cfg.e0
+        )
+        s[~(ind_ids[d] >= 0)] = np.nan
+        s = bayesian_shrink(
+            s,
+            np.where(estu[d] | np.isfinite(s), cap[d], np.nan),
+            q=cfg.shrink_q,
+            n_groups=cfg.n_groups,
+        )
+        out[i] = (s * lam[d]) ** 2
+        if progress is not None:
+            progress(1)
+    return out
+
+
+def build_risk_model(
+    panel: Panel,
+    industries: np.ndarray,
+    *,
+    freq: Literal["daily", "monthly"] = "daily",
+    config: RiskConfig | None = None,
+    progress: Progress | None = None,
+    list_dates: np.ndarray | None = None,
+) -> RiskModel:
+    """Fit the risk model on a panel.
+
+    Parameters
+    ----------
+    panel : `Panel` with close, volume, mktcap, shares (or raw_close), pb, pe, dv_ratio, ebit,
+        debt_to_assets, roe, roa; masks listed, suspended, tradable (optional).
+    industries : str[N] group keys (see `industries.map_industries`), None/"" for unknown.
+    freq : "daily" or "monthly".
+    config : `RiskConfig` (default: responsive preset).
+    progress : callable(stage, fraction) for progress bars.
+    list_dates : datetime64[D][N] listing dates (NaT unknown) for the 252-day ESTU rule.
+    """
+    cfg = config or RiskConfig()
+    if freq not in ("daily", "monthly"):
+        raise ConfigError(f"freq must be 'daily' or 'monthly', got {freq!r}")
+    T, N, _ = panel.shape
+    industries = np.asarray(industries, dtype=object)
+    if industries.shape != (N,):
+        raise DataError(f"industries must have one entry per asset ({N}), got {industries.shape}")
+    ind, ind_names = industry_ids(industries)
+    P = len(ind_names)
+
+    def report(stage: str, frac: float) -> None:
+        if progress is not None:
+            progress(stage, frac)
+
+    estu, target = estimation_universe(panel, ind, cfg.min_listed_days, list_dates)
+    cap = panel.field("mktcap").astype(np.float64)
+    weights = np.where(estu, np.sqrt(np.where(estu, cap, 0.0)), 0.0).astype(np.float32)
+    fields = {k: panel.field(k) for k in panel.fields}
+    src = DescriptorSource(fields, _suspended(panel))
+    done = [0]
+
+    def style_step(name: str) -> None:
+        done[0] += 1
+        report(f"styles: {name}", 0.55 * done[0] / len(cfg.styles))
+
+    report("styles", 0.0)
+    styles = compute_styles(
+        src, estu=estu, weight=weights, ind_ids=ind, n_ind=P, target=target,
+        styles=cfg.styles, progress=style_step,
+    )  # fmt: skip
+    ret = src.ret
+    del src
+    ind_tn = np.where(target, ind[None, :], -1).astype(np.int16)
+    if freq == "daily":
+        rows = np.arange(T)
+        r_next = np.full((T, N), np.nan)
+        r_next[:-1] = ret[1:]
+    else:
+        rows = month_end_rows(panel.dates)
+        close = panel.field("close").astype(np.float64)
+        c0 = close[rows]
+        c1 = np.full_like(c0, np.nan)
+        c1[:-1] = close[rows[1:]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r_next = c1 / c0 - 1.0
+        styles = styles[rows]
+        weights = weights[rows]
+        ind_tn = ind_tn[rows]
+    del ret
+    Tm = len(rows)
+    nd = [0]
+
+    def reg_step(n: int) -> None:
+        nd[0] += n
+        report("regression", 0.55 + 0.2 * nd[0] / Tm)
+
+    res = regress(styles, ind_tn, P, r_next, weights, chunk=cfg.chunk, progress=reg_step)
+    del r_next
+    dates = panel.dates[rows]
+    cov_idx = (
+        month_end_rows(dates) if (freq == "daily" and cfg.cov == "month_end") else np.arange(Tm)
+    )
+    cc, sc = _scaled(cfg, freq)
+    nc = [0]
+
+    def cov_step(n: int) -> None:
+        nc[0] += n
+        report("factor covariance", 0.75 + 0.15 * nc[0] / len(cov_idx))
+
+    fcov, _, _ = factor_covariance(res.factor_returns, cov_idx, cc, progress=cov_step)
+    ns = [0]
+
+    def spec_step(n: int) -> None:
+        ns[0] += n
+        report("specific risk", 0.9 + 0.1 * ns[0] / len(cov_idx))
+
+    svar = specific_variance(
+        res.specific_returns, styles, ind_tn, P, weights, cov_idx, sc, progress=spec_step
+    )
+    report("done", 1.0)
+    meta = {
+        "config": asdict(cfg),
+        "panel": {k: str(v) for k, v in panel.meta.items()},
+        "n_estu_mean": float(estu[rows].sum(axis=1).mean()),
+        "n_obs_mean": float(res.n_obs.mean()),
+    }
+    return RiskModel(
+        dates=dates,
+        assets=np.asarray(panel.assets),
+        style_names=tuple(cfg.styles),
+        industry_names=ind_names,
+        styles=styles,
+        industry_ids=ind_tn,
+        weights=weights,
+        factor_returns=res.factor_returns.astype(np.float32),
+        specific_returns=res.specific_returns,
+        tstats=res.tstats,
+        r2=res.r2,
+        cov_dates=dates[cov_idx],
+        factor_cov=fcov,
+        specific_var=svar,
+        freq=freq,
+        meta=meta,
+    )
+
+
+__all__ = [
+    "RiskConfig",
+    "RiskModel",
+    "build_risk_model",
+    "estimation_universe",
+    "month_end_rows",
+]

@@ -1,0 +1,277 @@
+"""Style exposures (CNE6-like) from a panel's fields: descriptors -> standardised styles.
+
+Shapes: ``T`` dates, ``N`` assets, ``S`` styles. Output ``float32[T, N, S]``: the exposure at
+row t uses data known at the close of t.
+
+Default styles and their descriptors (weights in brackets; windows in `descriptors`):
+
+=====================  ===============================================================
+Size                   LNCAP
+MidCap                 Size^3 orthogonalised to Size (WLS, sqrt-cap weights), winsorised,
+                       standardised
+Beta                   BETA (504 days, HL 252, vs the cap-weighted market of our stocks)
+ResidualVolatility     DASTD (0.74), CMRA (0.16), HSIGMA (0.10); then orthogonalised to
+                       Beta, Size and Liquidity
+Liquidity              STOM (0.35), STOQ (0.35), STOA (0.15), ATVR (0.15) on turnover =
+                       volume / shares
+Momentum               RSTR (252 days, HL 126, 11-day mean lagged 11 days)
+ShortTermReversal      STREV (21 days, HL 5, 3-day mean)
+BookToPrice            BTOP = 1 / pb
+EarningsYield          ETOP = 1 / pe (0.5), EBITTOP = EBIT / cap (0.5)
+DividendYield          DTOP = dv_ratio / 100
+Growth                 EGRO = YoY EBIT change / mean |EBIT| (252 days apart)
+Leverage               DTOA = debt / assets
+Profitability          ROE (0.5), ROA (0.5)
+LongTermReversal       LTRSTR = -(sum of log returns, 504 days HL 260, lagged 273, 11-day mean)
+EarningsVariability    VERN = std of the YoY EBIT change over 756 days / mean |EBIT|
+=====================  ===============================================================
+
+Deviations from CNE6 forced by the data (no analyst forecasts, no cash flows, no enterprise
+value, no risk-free rate, no float cap, quarterly fundamentals):
+
+- no analyst-forecast descriptors (ETOPF, EGRLF, EGIBS, ...) anywhere;
+- Size uses total cap carried daily from quarter ends by the raw-price ratio (no float cap);
+- Beta and HSIGMA use raw (not excess) returns: no risk-free series;
+- Momentum has no HALPHA (relative-strength alpha) descriptor;
+- Liquidity turnover = volume / shares with shares implied by the quarter-end cap, so a share
+  issue shows up only at the next quarter end;
+- EarningsYield has no cash-earnings (CETOP) and uses EBIT / total cap for EBIT / EV;
+- BookToPrice is 1 / pb at the latest period end (no book value field);
+- Growth is the YoY change of (year-to-date) EBIT, not the 5-year slope of EPS and sales;
+- Leverage has only DTOA (no market / book leverage: no long-term debt or preferred equity);
+- Profitability uses ROE and ROA only (no asset turnover, gross margin, accruals);
+- DividendYield uses the trailing dv_ratio (no forecast dividends);
+- LongTermReversal uses a 504-day window (CNE6: 1040) so it exists after three years of data;
+- EarningsVariability uses the std of YoY EBIT changes over 3 years (CNE6: 5 fiscal years of
+  annual earnings, plus cash-flow and forecast variability);
+- industries are a static 2026 snapshot (see `industries`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from deepalpha.errors import ConfigError, DataError
+from deepalpha.risk import descriptors as d
+from deepalpha.risk.standardize import (
+    combine,
+    fill_missing,
+    mad_winsorize,
+    standardize,
+    winsorize_standardize,
+    wls_residual,
+)
+
+DEFAULT_STYLES: tuple[str, ...] = (
+    "Size",
+    "MidCap",
+    "Beta",
+    "ResidualVolatility",
+    "Liquidity",
+    "Momentum",
+    "ShortTermReversal",
+    "BookToPrice",
+    "EarningsYield",
+    "DividendYield",
+    "Growth",
+    "Leverage",
+    "Profitability",
+    "LongTermReversal",
+    "EarningsVariability",
+)
+
+STYLE_DESCRIPTORS: dict[str, tuple[tuple[str, float], ...]] = {
+    "Size": (("LNCAP", 1.0),),
+    "Beta": (("BETA", 1.0),),
+    "ResidualVolatility": (("DASTD", 0.74), ("CMRA", 0.16), ("HSIGMA", 0.10)),
+    "Liquidity": (("STOM", 0.35), ("STOQ", 0.35), ("STOA", 0.15), ("ATVR", 0.15)),
+    "Momentum": (("RSTR", 1.0),),
+    "ShortTermReversal": (("STREV", 1.0),),
+    "BookToPrice": (("BTOP", 1.0),),
+    "EarningsYield": (("ETOP", 0.5), ("EBITTOP", 0.5)),
+    "DividendYield": (("DTOP", 1.0),),
+    "Growth": (("EGRO", 1.0),),
+    "Leverage": (("DTOA", 1.0),),
+    "Profitability": (("ROE", 0.5), ("ROA", 0.5)),
+    "LongTermReversal": (("LTRSTR", 1.0),),
+    "EarningsVariability": (("VERN", 1.0),),
+}
+"""Style -> ((descriptor, weight), ...). MidCap is derived from Size."""
+
+
+class DescriptorSource:
+    """Computes descriptors from raw ``[T, N]`` fields on demand, caching shared inputs
+    (returns, log returns, turnover, market return) for the lifetime of one build.
+
+    fields : mapping name -> float[T, N] with close, volume, mktcap, shares (or raw_close),
+    pb, pe, dv_ratio, ebit, debt_to_assets, roe, roa. suspended : bool[T, N] or None.
+    """
+
+    def __init__(self, fields: Mapping[str, np.ndarray], suspended: np.ndarray | None = None):
+        self.fields = fields
+        self.suspended = suspended
+        self._cache: dict[str, np.ndarray] = {}
+
+    def field(self, name: str) -> np.ndarray:
+        if name not in self.fields:
+            raise DataError(f"the risk model needs field {name!r}", field=name)
+        return self.fields[name]
+
+    def _get(self, key: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    @property
+    def ret(self) -> np.ndarray:
+        return self._get("ret", lambda: d.returns(self.field("close"), self.suspended))
+
+    @property
+    def logret(self) -> np.ndarray:
+        return self._get("logret", lambda: np.log1p(np.maximum(self.ret, -0.99)))
+
+    @property
+    def cap(self) -> np.ndarray:
+        return self._get("cap", lambda: np.asarray(self.field("mktcap"), dtype=np.float64))
+
+    @property
+    def mkt(self) -> np.ndarray:
+        return self._get("mkt", lambda: d.market_return(self.ret, self.cap))
+
+    @property
+    def turnover(self) -> np.ndarray:
+        def f() -> np.ndarray:
+            if "shares" in self.fields:
+                sh = np.asarray(self.fields["shares"], dtype=np.float64)
+            else:
+                sh = d.ratio(self.cap, self.field("raw_close"))
+            return d.ratio(self.field("volume"), sh)
+
+        return self._get("turnover", f)
+
+    def compute(self, name: str) -> np.ndarray:
+        """One descriptor, float64[T, N]."""
+        if name == "LNCAP":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(self.cap > 0, np.log(self.cap), np.nan)
+        if name == "BETA":
+            return d.ts_regression(self.ret, self.mkt, 504, 252, 126)[0]
+        if name == "HSIGMA":
+            return d.ts_regression(self.ret, self.mkt, 252, 63, 63)[1]
+        if name == "DASTD":
+            return d.ew_std(self.ret, 252, 42, 63)
+        if name == "CMRA":
+            return d.cmra(self.logret)
+        if name == "RSTR":
+            return d.momentum(self.logret)
+        if name == "STREV":
+            return d.short_term_reversal(self.logret)
+        if name == "LTRSTR":
+            return d.long_term_reversal(self.logret)
+        if name == "STOM":
+            return d.turnover_log_sum(self.turnover, 21, 1)
+        if name == "STOQ":
+            return d.turnover_log_sum(self.turnover, 63, 3)
+        if name == "STOA":
+            return d.turnover_log_sum(self.turnover, 252, 12)
+        if name == "ATVR":
+            return d.atvr(self.turnover)
+        if name == "BTOP":
+            return d.inverse_nonzero(self.field("pb"))
+        if name == "ETOP":
+            return d.inverse_positive(self.field("pe"))
+        if name == "EBITTOP":
+            return d.ratio(self.field("ebit"), self.cap)
+        if name == "DTOP":
+            return np.asarray(self.field("dv_ratio"), dtype=np.float64) / 100.0
+        if name == "EGRO":
+            return d.yoy_growth(self.field("ebit"))
+        if name == "DTOA":
+            return np.asarray(self.field("debt_to_assets"), dtype=np.float64)
+        if name == "ROE":
+            return np.asarray(self.field("roe"), dtype=np.float64)
+        if name == "ROA":
+            return np.asarray(self.field("roa"), dtype=np.float64)
+        if name == "VERN":
+            return d.earnings_variability(self.field("ebit"))
+        raise ConfigError(f"unknown descriptor {name!r}")
+
+
+def compute_styles(
+    source: DescriptorSource,
+    *,
+    estu: np.ndarray,
+    weight: np.ndarray,
+    ind_ids: np.ndarray,
+    n_ind: int,
+    target: np.ndarray,
+    styles: Sequence[str] = DEFAULT_STYLES,
+    progress: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """Standardised style exposures.
+
+    Parameters
+    ----------
+    source : `DescriptorSource` over the panel's fields.
+    estu : bool[T, N]       estimation universe (statistics and fits).
+    weight : float[T, N]    regression weights sqrt(cap) used to orthogonalise and fill.
+    ind_ids : int[N]        industry index (-1 none) for the missing-value fill.
+    n_ind : int             number of industries.
+    target : bool[T, N]     stocks that get an exposure (missing ones are filled).
+    styles : style names (order of the output's last axis).
+    progress : callable(style name) after each style.
+
+    Returns
+    -------
+    float32[T, N, S], NaN outside `target`.
+    """
+    styles = list(styles)
+    unknown = [s for s in styles if s not in STYLE_DESCRIPTORS and s != "MidCap"]
+    if unknown:
+        raise ConfigError(f"unknown styles {unknown}; known: {list(DEFAULT_STYLES)}")
+    if len(set(styles)) != len(styles):
+        raise ConfigError(f"duplicate styles in {styles}")
+    cap = source.cap
+    T, N = cap.shape
+    out = np.full((T, N, len(styles)), np.nan, dtype=np.float32)
+    raw: dict[str, np.ndarray] = {}
+
+    def style(name: str) -> np.ndarray:
+        if name in raw:
+            return raw[name]
+        if name == "MidCap":
+            size = style("Size")
+            z = wls_residual(size**3, size[:, :, None], weight, estu)
+            x = standardize(mad_winsorize(z, estu), cap, estu)
+        else:
+            parts = [
+                winsorize_standardize(source.compute(k), cap, estu)
+                for k, _ in STYLE_DESCRIPTORS[name]
+            ]
+            x = combine(parts, [w for _, w in STYLE_DESCRIPTORS[name]])
+            if len(parts) > 1:
+                x = standardize(x, cap, estu)
+            if name == "ResidualVolatility":
+                Z = np.stack([style("Beta"), style("Size"), style("Liquidity")], axis=2)
+                x = standardize(wls_residual(x, Z, weight, estu), cap, estu)
+        raw[name] = x
+        return x
+
+    keep = {"Size", "Beta", "Liquidity"}  # needed later (orthogonalisation, fill)
+    for j, name in enumerate(styles):
+        out[:, :, j] = style(name)
+        for k in [k for k in raw if k not in keep]:
+            del raw[k]
+        if progress is not None:
+            progress(name)
+    size = raw["Size"] if "Size" in raw else style("Size")
+    for j, name in enumerate(styles):
+        if name == "Size":
+            x = out[:, :, j].astype(np.float64)
+        else:
+            x = fill_missing(out[:, :, j], ind_ids, n_ind, size, weight, estu, target)
+        x[~target] = np.nan
+        out[:, :, j] = x
+    return out
