@@ -60,7 +60,8 @@ def enhancement_metrics(
     costs : float[T], optional
         Costs paid each day in NAV units (``costs[0]`` is ignored: it belongs to the base day).
     turnover : float[R], optional
-        One-sided turnover of each rebalance executed in the window.
+        One-sided turnover of each rebalance executed in the window (NaN entries, e.g. the
+        initial build, are left out of the turnover figures).
     ex_ante_te : float[R], optional
         The optimiser's annualised ex-ante TE at each rebalance.
 
@@ -109,8 +110,9 @@ def enhancement_metrics(
     if turnover is not None:
         tv = np.asarray(turnover, np.float64)
         out["rebalances"] = float(tv.size)
-        out["turnover_per_rebalance"] = float(tv.mean()) if tv.size else 0.0
-        out["turnover_annual"] = float(tv.sum() / years)
+        fin = tv[np.isfinite(tv)]  # NaN = not counted (e.g. the initial build)
+        out["turnover_per_rebalance"] = float(fin.mean()) if fin.size else 0.0
+        out["turnover_annual"] = float(fin.sum() / years)
     if costs is not None:
         c = np.asarray(costs, np.float64)
         if c.shape != nav.shape:

@@ -1,0 +1,454 @@
+"""Index enhancement: scores -> optimiser at each rebalance -> daily backtest -> metrics.
+
+Shapes: ``T`` panel dates, ``N`` panel assets, ``K`` risk factors, ``n`` candidates of a date.
+
+Timing: scores stamped ``s`` are known at the close of ``s`` (the signal day); rebalances are the
+last trading day of each week (``freq="weekly"``) or month (``"monthly"``) that has scores; the
+optimiser uses only data known at ``s`` (exposures at ``s``, the latest covariance forecast dated
+``<= s``, tradability on ``s``, the drifted weights at the close of ``s``) and the trade happens
+at ``s + lag`` (default the next day's close; ``execution="vwap"``: that day's VWAP proxy).
+
+Candidates at ``s``: index members with a price, every stock held, and the ``max_outside``
+best-scored non-members with a price. The benchmark weights are the members' cap weights (the
+data has no index weights, see `benchmark`). Names suspended or at a price limit on ``s`` are
+untradable for the optimiser (kept at ``w_prev``); the engine then drops orders that meet a limit
+or suspension on the execution day.
+
+Missing risk data of a candidate: styles 0 (the cap-weighted mean), no industry (country only),
+specific variance = the candidates' median.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from deepalpha.errors import ConfigError, DataError
+from deepalpha.portfolio.backtest import BacktestResult, run_backtest
+from deepalpha.portfolio.benchmark import cap_weights
+from deepalpha.portfolio.costs import CostConfig
+from deepalpha.portfolio.metrics import enhancement_metrics, yearly_table
+from deepalpha.portfolio.optimizer import OptimizerConfig, optimize
+
+__all__ = [
+    "INDEX_CODES",
+    "ArrayRisk",
+    "BacktestConfig",
+    "EnhancementResult",
+    "ModelRisk",
+    "RiskSource",
+    "design",
+    "factor_kinds",
+    "rebalance_days",
+    "run_enhancement",
+]
+
+INDEX_CODES = {
+    "csi300": "SH000300",
+    "csi500": "SH000905",
+    "csi800": "SH000906",
+    "csi1000": "SH000852",
+}
+
+
+class BacktestConfig(BaseModel):
+    """Index-enhancement backtest settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: Literal["csi300", "csi500", "csi800", "csi1000"] = "csi500"
+    freq: Literal["weekly", "monthly"] = "weekly"
+    execution: Literal["close", "vwap"] = "close"
+    lag: int = Field(1, ge=1, description="days from signal to trade")
+    start: dt.date | None = None
+    end: dt.date | None = None
+    max_outside: int = Field(300, ge=0, description="best-scored non-members as candidates")
+    benchmark: Literal["index", "proxy"] = Field(
+        "index", description="excess against the real index series or the cap-weighted proxy"
+    )
+    optimizer: OptimizerConfig = OptimizerConfig()
+    costs: CostConfig = CostConfig()
+
+
+# ----------------------------------------------------------------------------- risk sources
+
+
+class RiskSource(Protocol):
+    """What the optimiser needs from a risk model on one date."""
+
+    periods_per_year: float
+
+    def first_date(self) -> np.datetime64:
+        """First date with a covariance forecast."""
+        ...
+
+    def inputs(
+        self, t: int, idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(X float[n, K], F float[K, K], delta float[n], factor_kind int[K])`` for the panel
+        assets ``idx`` at panel date index ``t``, using only information known at ``t``."""
+        ...
+
+
+def _fill(X: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X = np.nan_to_num(X, nan=0.0)
+    bad = ~np.isfinite(delta) | (delta <= 0)
+    if bad.any():
+        med = np.median(delta[~bad]) if (~bad).any() else 0.02**2
+        delta = np.where(bad, med, delta)
+    return X, delta
+
+
+def design(styles: np.ndarray, ind: np.ndarray, n_industries: int) -> np.ndarray:
+    """Exposures ``float64[n, 1 + P + S]`` = [country, industry one-hot, styles] from
+    ``styles float[n, S]`` (NaN -> 0) and ``ind int[n]`` (-1 = none)."""
+    n, S = styles.shape
+    X = np.zeros((n, 1 + n_industries + S))
+    X[:, 0] = 1.0
+    ind = np.asarray(ind, np.int64)
+    has = ind >= 0
+    X[np.nonzero(has)[0], 1 + ind[has]] = 1.0
+    X[:, 1 + n_industries :] = np.nan_to_num(np.asarray(styles, np.float64), nan=0.0)
+    return X
+
+
+def factor_kinds(n_industries: int, n_styles: int) -> np.ndarray:
+    """``int8[K]``: 0 country, 1 industries, 2 styles."""
+    return np.r_[0, np.ones(n_industries), np.full(n_styles, 2)].astype(np.int8)
+
+
+@dataclass
+class ArrayRisk:
+    """A factor risk model held as arrays on the panel's grid (same layout as the risk model's:
+    factors [country, industries, styles]).
+
+    Attributes
+    ----------
+    styles : float[T, N, S]
+        Style exposures at each date (NaN = unknown -> 0).
+    industry_ids : int[T, N] or int[N]
+        Industry index in ``[0, n_industries)``, -1 for none.
+    n_industries : int
+    factor_cov : float[D, K, K]
+        Factor covariance forecasts made at panel date indices ``cov_idx`` (increasing), in the
+        units of ``periods_per_year``.
+    specific_var : float[D, N]
+    cov_idx : int[D]
+    dates : datetime64[D][T]
+    periods_per_year : float
+    """
+
+    styles: np.ndarray
+    industry_ids: np.ndarray
+    n_industries: int
+    factor_cov: np.ndarray
+    specific_var: np.ndarray
+    cov_idx: np.ndarray
+    dates: np.ndarray
+    periods_per_year: float = 252.0
+
+    def first_date(self) -> np.datetime64:
+        return self.dates[int(self.cov_idx[0])]
+
+    def inputs(self, t: int, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        d = int(np.searchsorted(self.cov_idx, t, side="right")) - 1
+        if d < 0:
+            raise DataError("no covariance forecast yet", date=self.dates[t])
+        ind = self.industry_ids if self.industry_ids.ndim == 1 else self.industry_ids[t]
+        X = design(self.styles[t][idx], ind[idx], self.n_industries)
+        X, delta = _fill(X, np.asarray(self.specific_var[d][idx], np.float64))
+        kind = factor_kinds(self.n_industries, self.styles.shape[2])
+        return X, np.asarray(self.factor_cov[d], np.float64), delta, kind
+
+
+class ModelRisk:
+    """Adapter for `deepalpha.risk.model.RiskModel` (duck-typed: ``dates, assets, styles,
+    industry_ids, n_industries, cov_dates, factor_cov, specific_var, periods_per_year``),
+    aligned to a panel's dates and assets. Exposures come from the model row of the last model
+    date ``<= t``, the covariance from the last covariance date ``<= t``."""
+
+    def __init__(self, model: Any, dates: np.ndarray, assets: np.ndarray) -> None:
+        self.model = model
+        self.periods_per_year = float(model.periods_per_year)
+        mdates = np.asarray(model.dates, "datetime64[D]")
+        self.dates = np.asarray(dates, "datetime64[D]")
+        self.row = np.searchsorted(mdates, self.dates, side="right") - 1
+        self.cov_dates = np.asarray(model.cov_dates, "datetime64[D]")
+        pos = {a: i for i, a in enumerate(np.asarray(model.assets).astype(str).tolist())}
+        self.col = np.array([pos.get(a, -1) for a in np.asarray(assets).astype(str)], np.int64)
+        if (self.col < 0).all():
+            raise DataError("the risk model shares no asset with the panel")
+        self.P = int(model.n_industries)
+        self.S = int(model.styles.shape[2])
+
+    def first_date(self) -> np.datetime64:
+        return self.cov_dates[0]
+
+    def inputs(self, t: int, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        m = self.model
+        date = self.dates[t]
+        d = int(np.searchsorted(self.cov_dates, date, side="right")) - 1
+        row = int(self.row[t])
+        if d < 0 or row < 0:
+            raise DataError("the risk model has no forecast for this date", date=date)
+        cols = self.col[idx]
+        ok = cols >= 0
+        n = idx.shape[0]
+        styles = np.full((n, self.S), np.nan)
+        styles[ok] = np.asarray(m.styles[row], np.float64)[cols[ok]]
+        ind = np.full(n, -1, np.int64)
+        ind[ok] = np.asarray(m.industry_ids[row])[cols[ok]]
+        delta = np.full(n, np.nan)
+        delta[ok] = np.asarray(m.specific_var[d], np.float64)[cols[ok]]
+        X, delta = _fill(design(styles, ind, self.P), delta)
+        F = np.asarray(m.factor_cov[d], np.float64)
+        return X, F, delta, factor_kinds(self.P, self.S)
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def rebalance_days(
+    dates: np.ndarray, freq: str, has_signal: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices of the last trading day of each week / month (int64[R]), restricted to days with
+    a signal when ``has_signal`` (bool[T]) is given. The last date counts only if its period is
+    complete (a later date in the data starts the next period) -- never for the final date."""
+    d = np.asarray(dates, "datetime64[D]")
+    if freq == "weekly":
+        # numpy weeks start on Thursday (1970-01-01); shift so weeks run Monday..Sunday
+        period = (d.astype(np.int64) + 3) // 7
+    elif freq == "monthly":
+        period = d.astype("datetime64[M]").astype(np.int64)
+    else:
+        raise ConfigError(f"freq must be 'weekly' or 'monthly', got {freq!r}")
+    last = np.r_[period[1:] != period[:-1], False]
+    if has_signal is not None:
+        last &= np.asarray(has_signal, bool)
+    return np.nonzero(last)[0]
+
+
+@dataclass
+class EnhancementResult:
+    """Backtest, per-rebalance optimiser records, summary metrics and the per-year table."""
+
+    backtest: BacktestResult
+    records: pl.DataFrame
+    metrics: dict[str, float]
+    yearly: pl.DataFrame
+    config: BacktestConfig
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def run_enhancement(
+    scores: np.ndarray,
+    *,
+    dates: np.ndarray,
+    close: np.ndarray,
+    mktcap: np.ndarray,
+    members: np.ndarray,
+    risk: RiskSource,
+    config: BacktestConfig | None = None,
+    suspended: np.ndarray | None = None,
+    limit_up: np.ndarray | None = None,
+    limit_down: np.ndarray | None = None,
+    vwap: np.ndarray | None = None,
+    index_close: np.ndarray | None = None,
+    progress: Any = None,
+) -> EnhancementResult:
+    """Run an index-enhancement backtest on arrays.
+
+    Parameters
+    ----------
+    scores : float[T, N]
+        Signal known at each date's close (NaN = no score).
+    dates : datetime64[D][T]
+    close : float[T, N]
+        Back-adjusted close.
+    mktcap : float[T, N]
+        Market cap for the benchmark weights.
+    members : bool[T, N]
+        Point-in-time index membership.
+    risk : RiskSource
+        `ModelRisk` (our risk model) or `ArrayRisk`.
+    config : BacktestConfig
+    suspended, limit_up, limit_down : bool[T, N], optional
+    vwap : float[T, N], optional
+        Needed for ``execution="vwap"``.
+    index_close : float[T], optional
+        The real index; required when ``config.benchmark == "index"`` (else the proxy is used).
+    progress : callable(done, total), optional
+    """
+    cfg = config or BacktestConfig()
+    dates = np.asarray(dates, "datetime64[D]")
+    close = np.asarray(close)
+    T, N = close.shape
+    scores = np.asarray(scores, np.float64)
+    if scores.shape != (T, N):
+        raise DataError(f"scores {scores.shape} must be [T={T}, N={N}]", field="scores")
+    members = np.asarray(members, bool)
+    zeros = np.zeros((T, N), bool)
+    susp = zeros if suspended is None else np.asarray(suspended, bool)
+    up = zeros if limit_up is None else np.asarray(limit_up, bool)
+    dn = zeros if limit_down is None else np.asarray(limit_down, bool)
+    if cfg.execution == "vwap" and vwap is None:
+        raise ConfigError("execution='vwap' needs the vwap field")
+
+    has_px = np.isfinite(close) & (close > 0)
+    has_signal = np.isfinite(scores).any(axis=1)
+    ok = has_signal & (dates >= np.datetime64(risk.first_date(), "D"))
+    if cfg.start is not None:
+        ok &= dates >= np.datetime64(cfg.start, "D")
+    if cfg.end is not None:
+        ok &= dates <= np.datetime64(cfg.end, "D")
+    sig = rebalance_days(dates, cfg.freq, ok)
+    if sig.size == 0:
+        raise DataError(
+            "no rebalance date: no scores inside the window after the risk model's first "
+            f"forecast ({risk.first_date()})"
+        )
+    end_idx = (
+        T - 1
+        if cfg.end is None
+        else int(np.searchsorted(dates, np.datetime64(cfg.end, "D"), "right")) - 1
+    )
+
+    bench_w = cap_weights(np.where(has_px, mktcap, np.nan), members & has_px)
+    records: list[dict[str, Any]] = []
+    ocfg = cfg.optimizer
+    if abs(ocfg.periods_per_year - risk.periods_per_year) > 1e-9:
+        ocfg = ocfg.model_copy(update={"periods_per_year": risk.periods_per_year})
+
+    def policy(r: int, s: int, w_now: np.ndarray) -> np.ndarray:
+        mem = members[s] & has_px[s]
+        sc = scores[s]
+        out = ~members[s] & has_px[s] & np.isfinite(sc)
+        out_idx = np.nonzero(out)[0]
+        if cfg.max_outside < out_idx.size:
+            top = np.argpartition(-sc[out_idx], cfg.max_outside)[: cfg.max_outside]
+            out_idx = out_idx[top]
+        cand_mask = mem | (w_now > 0)
+        cand_mask[out_idx] = True
+        idx = np.nonzero(cand_mask)[0]
+        X, F, delta, kind = risk.inputs(s, idx)
+        tradable = ~(susp[s] | up[s] | dn[s]) & has_px[s]
+        wb = bench_w[s][idx]
+        res = optimize(
+            sc[idx],
+            wb,
+            w_now[idx],
+            X,
+            F,
+            delta,
+            tradable[idx],
+            mem[idx],
+            ocfg,
+            factor_kind=kind,
+        )
+        target = np.zeros(N)
+        target[idx] = res.weights
+        tot = target.sum()
+        if tot > 1.0:
+            target /= tot
+        records.append(
+            {
+                "date": dates[s],
+                "n_candidates": int(idx.size),
+                "n_members": int(mem.sum()),
+                "status": res.status,
+                "relaxed": "; ".join(res.relaxed),
+                "ex_ante_te": res.ex_ante_te,
+                "te_limit": res.te_limit,
+                "target_turnover": res.turnover,
+                "index_share": float(res.weights[mem[idx]].sum()),
+                "n_holdings": int((res.weights > 1e-6).sum()),
+                "solve_time": res.solve_time,
+                "attempts": res.attempts,
+            }
+        )
+        if progress is not None:
+            progress(r + 1, sig.size)
+        return target
+
+    res = run_backtest(
+        policy,
+        sig,
+        close,
+        dates,
+        limit_up=up,
+        limit_down=dn,
+        suspended=susp,
+        index_close=index_close if cfg.benchmark == "index" else None,
+        bench_weights=bench_w,
+        exec_price=vwap if cfg.execution == "vwap" else None,
+        costs=cfg.costs,
+        lag=cfg.lag,
+    )
+    rec = pl.DataFrame(
+        [{**x, "date": x["date"].astype(object)} for x in records], infer_schema_length=None
+    )
+    executed = res.exec_idx >= 0
+    rec = rec.with_columns(
+        pl.Series(
+            "exec_date",
+            np.where(executed, dates[np.clip(res.exec_idx, 0, T - 1)], np.datetime64("NaT")).astype(
+                "datetime64[D]"
+            ),
+        ),
+        pl.Series("turnover", res.turnover),
+        pl.Series("blocked", res.blocked),
+    )
+    t0, t1 = int(sig[0]), end_idx
+    win = slice(t0, t1 + 1)
+    exec_in = executed & (res.exec_idx <= t1)
+    tv = res.turnover.copy()
+    tv[0] = np.nan  # the initial build (cash -> portfolio) is not turnover
+    kw = dict(
+        costs=res.costs[win],
+        turnover=tv[exec_in],
+        ex_ante_te=rec["ex_ante_te"].to_numpy()[exec_in],
+        periods_per_year=252.0,
+    )
+    metrics = enhancement_metrics(res.nav[win], res.bench_nav[win], dates[win], **kw)
+    if res.proxy_nav is not None and cfg.benchmark == "index" and index_close is not None:
+        mp = enhancement_metrics(res.nav[win], res.proxy_nav[win], dates[win])
+        metrics.update(
+            {
+                f"proxy_{k}": v
+                for k, v in mp.items()
+                if k
+                in (
+                    "excess_return",
+                    "tracking_error",
+                    "information_ratio",
+                    "excess_max_drawdown",
+                    "bench_annual_return",
+                )
+            }
+        )
+    metrics["relaxed_share"] = float((rec["status"] != "optimal").mean())
+    metrics["mean_solve_time"] = float(rec["solve_time"].mean())
+    yearly = yearly_table(
+        res.nav[win],
+        res.bench_nav[win],
+        dates[win],
+        rebalance_dates=dates[res.exec_idx[exec_in]],
+        **kw,
+    )
+    res.info["records"] = rec
+    return EnhancementResult(
+        backtest=res,
+        records=rec,
+        metrics=metrics,
+        yearly=yearly,
+        config=cfg,
+        info={
+            "window": (dates[t0], dates[t1]),
+            "benchmark_weights": "cap-weighted members (no index weights in data)",
+        },
+    )
