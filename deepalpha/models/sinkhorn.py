@@ -14,6 +14,21 @@ from torch import Tensor
 EPS = 1e-8  # guards column sums of very peaked matrices; 1/EPS**2 stays a normal float32
 
 
+LOGIT_RANGE = 30.0  # logits below (row max - 30) are raised to it: entries < e^-30 of the max
+
+
+def _prepare(logits: Tensor) -> Tensor:
+    """float32 (float64 stays) logits with each row floored at ``row max - LOGIT_RANGE``.
+
+    The floor changes entries smaller than ``e^-30`` times the row maximum (their gradient becomes
+    0); without it a column of ~e^-100 entries needs many rounds of ``1/(c + eps)`` ~ 1e8 scaling
+    and its gradient overflows float32.
+    """
+    z = logits if logits.dtype == torch.float64 else logits.float()
+    floor = z.detach().amax(dim=-1, keepdim=True) - LOGIT_RANGE
+    return torch.maximum(z, floor)
+
+
 class _SinkhornFn(torch.autograd.Function):
     """Unrolled Sinkhorn with a hand-written reverse-loop backward (exactly the gradient of the
     unrolled iteration). Works batch-last, ``[i, j, b]``, so every normalisation is a
@@ -39,7 +54,7 @@ class _SinkhornFn(torch.autograd.Function):
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         s, *rest = ctx.saved_tensors
         n = ctx.shape[-1]
-        g = grad.reshape(-1, n, n).permute(1, 2, 0).float()
+        g = grad.reshape(-1, n, n).permute(1, 2, 0).to(s.dtype)
         for k in reversed(range(ctx.t_max)):
             c, m_row, r = rest[3 * k : 3 * k + 3]
             g = (g - (g * m_row).sum(dim=1, keepdim=True)) / r  # through m_row = m_col / r
@@ -53,20 +68,20 @@ def sinkhorn_knopp(logits: Tensor, t_max: int = 20, eps: float = EPS) -> Tensor:
     """Project logits ``[..., n, n]`` onto doubly stochastic matrices ``[..., n, n] float32``.
 
     Starts from ``M = softmax(logits, -1)`` (max-subtracted, so any logits are safe; rows sum to
-    1), then ``t_max`` rounds of column then row normalisation (column sums get ``+eps``). The
+    1; logits more than 30 below their row's max are floored there, see ``_prepare``), then ``t_max`` rounds of column then row normalisation (column sums get ``+eps``). The
     last step is a row normalisation, so rows sum to 1 to float rounding; columns approach 1 (see
-    ``column_error``). Always computed in float32, also under autocast. The backward is a
+    ``column_error``). Computed in float32 (float64 stays float64), also under autocast. The backward is a
     hand-written reverse loop equal to autograd through the unrolled iteration
     (``sinkhorn_autograd``), several times faster on CPU.
     """
     with torch.autocast(device_type=logits.device.type, enabled=False):
-        return _SinkhornFn.apply(logits.float(), t_max, eps)
+        return _SinkhornFn.apply(_prepare(logits), t_max, eps)
 
 
 def sinkhorn_autograd(logits: Tensor, t_max: int = 20, eps: float = EPS) -> Tensor:
     """Reference: the same unrolled iteration written with plain ops (autograd backward)."""
     with torch.autocast(device_type=logits.device.type, enabled=False):
-        m = torch.softmax(logits.float(), dim=-1)
+        m = torch.softmax(_prepare(logits), dim=-1)
         for _ in range(t_max):
             m = m / (m.sum(dim=-2, keepdim=True) + eps)
             m = m / m.sum(dim=-1, keepdim=True)
