@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deepalpha.cli import data_synth
@@ -14,6 +16,14 @@ app = typer.Typer(help="Load, inspect, validate and synthesise market data.", no
 data_synth.register(app)
 
 out = Console()
+err = Console(stderr=True)
+
+
+def _fail(e: Exception) -> NoReturn:
+    """Print a `DeepAlphaError` as one line, keeping its ``[file=..., code=...]`` suffix (rich
+    would read it as markup), and exit 2 like the main CLI."""
+    err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -26,13 +36,17 @@ def info(
     import numpy as np
 
     from deepalpha.data.cn import load_cn
+    from deepalpha.errors import DeepAlphaError
 
-    p = load_cn(path, cache=cache)
+    try:
+        p = load_cn(path, cache=cache)
+    except DeepAlphaError as e:
+        _fail(e)
     T, N, _ = p.shape
     listed = p.mask("listed")
     n_listed = max(int(listed.sum()), 1)
 
-    head = Table(title=f"{path}", show_header=False)
+    head = Table(title=escape(str(path)), show_header=False)
     head.add_row("dates", f"{p.dates[0]} .. {p.dates[-1]}  ({T} trading days)")
     head.add_row("stocks", f"{N}")
     head.add_row("fields", ", ".join(p.fields))
@@ -62,7 +76,7 @@ def info(
         uni.add_row(str(p.dates[t]), *(str(int(p.masks[k][t].sum())) for k in names))
     out.print(uni)
     for c in p.meta.get("caveats", []):
-        out.print(f"[dim]caveat: {c}[/]", highlight=False)
+        out.print(f"[dim]caveat: {escape(c)}[/]", highlight=False)
 
 
 @app.command()
@@ -74,10 +88,12 @@ def validate(
 
     rep = validate_cn(path)
     for n in rep.notes:
-        out.print(f"[yellow]note:[/] {n}", highlight=False, soft_wrap=True)
+        out.print(f"[yellow]note:[/] {escape(n)}", highlight=False, soft_wrap=True)
     for e in rep.problems:
-        out.print(f"[red]problem:[/] {e}", highlight=False, soft_wrap=True)
+        out.print(f"[red]problem:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
     if rep.problems:
-        out.print(f"[bold red]{len(rep.problems)} problem(s) in {path}[/]", highlight=False)
+        out.print(
+            f"[bold red]{len(rep.problems)} problem(s) in {escape(str(path))}[/]", highlight=False
+        )
         raise typer.Exit(1)
-    out.print(f"[bold green]ok: no problems found in {path}[/]", highlight=False)
+    out.print(f"[bold green]ok: no problems found in {escape(str(path))}[/]", highlight=False)

@@ -92,6 +92,8 @@ def load_panel(folder: str | Path, *, mmap: bool = True) -> Panel:
     info = json.loads((folder / "meta.json").read_text())
     data = np.load(folder / "data.npy", mmap_mode=mode, allow_pickle=False)
     m = np.load(folder / "masks.npy", mmap_mode=mode, allow_pickle=False)
+    # plain ndarray views of the maps, so results of arithmetic are not np.memmap objects
+    data, m = np.asarray(data), np.asarray(m)
     masks = {k: m[i] for i, k in enumerate(info["masks"])}
     dates = np.load(folder / "dates.npy", allow_pickle=False)
     assets = np.load(folder / "assets.npy", allow_pickle=False)
