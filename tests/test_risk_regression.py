@@ -25,13 +25,13 @@ def make_market(T=12, N=300, P=6, S=4, seed=0, empty_industry_at=None):
 
 def reference_wls(X, r, v, P):
     """Slow per-date reference: statsmodels WLS on the reduced system Z = X R."""
-    sm = pytest.importorskip("statsmodels.api")
+    lm = pytest.importorskip("statsmodels.regression.linear_model")
     keep = v > 0
     ind_w = (X[keep, 1 : 1 + P] * (v[keep] ** 2)[:, None]).sum(axis=0)
     R, _ = restriction_matrix(ind_w[None], X.shape[1] - 1 - P)
     R = R[0]
     Z = X[keep] @ R
-    res = sm.WLS(r[keep], Z, weights=v[keep]).fit()
+    res = lm.WLS(r[keep], Z, weights=v[keep]).fit()
     f = R @ res.params
     cov_f = R @ res.cov_params() @ R.T
     return f, f / np.sqrt(np.diag(cov_f))

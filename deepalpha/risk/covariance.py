@@ -163,7 +163,7 @@ class CovarianceConfig:
     eigen_sims: int = 100
     eigen_scale: float = 1.2
     eigen_obs: int | None = None  # simulated history length; default = corr half-life
-    vra_halflife: float = 21
+    vra_halflife: float | None = 21  # None: no volatility regime adjustment
     min_obs: int = 63
     seed: int = 0
 
@@ -214,11 +214,9 @@ def factor_covariance(
             n += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         z2 = np.where(sigma > 0, (f / sigma) ** 2, np.nan)
-    ok = np.isfinite(z2)
-    bias2 = np.where(
-        ok.any(axis=1), np.nansum(np.where(ok, z2, 0.0), axis=1) / ok.sum(axis=1), np.nan
-    )
-    lam = vra_lambda(bias2, cfg.vra_halflife)
+        ok = np.isfinite(z2)
+        bias2 = np.where(ok.any(axis=1), np.where(ok, z2, 0.0).sum(axis=1) / ok.sum(axis=1), np.nan)
+    lam = np.ones(T) if cfg.vra_halflife is None else vra_lambda(bias2, cfg.vra_halflife)
     out = np.full((len(cov_idx), K, K), np.nan, dtype=np.float32)
     h = int(cfg.eigen_obs or cfg.corr_halflife)
     for i, d in enumerate(cov_idx.tolist()):
