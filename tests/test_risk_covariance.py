@@ -11,7 +11,6 @@ from deepalpha.risk.covariance import (
     eigen_adjust,
     ewma_cov,
     factor_covariance,
-    vra_lambda,
 )
 from deepalpha.risk.specific import (
     bayesian_shrink,
@@ -43,7 +42,7 @@ def test_nw_zero_lags_equals_ewma():
         vra_halflife=None,
     )  # fmt: skip
     d = np.array([100, 250, 400])
-    cov, sigma, lam = factor_covariance(f, d, cfg)
+    cov, sigma, _ = factor_covariance(f, d, cfg)
     for i, t in enumerate(d):
         np.testing.assert_allclose(cov[i], ewma_cov(f[:t], 60), rtol=2e-5)
     # the per-row vol forecast uses only earlier rows
