@@ -1,7 +1,145 @@
-"""`deepalpha risk ...` commands."""
+"""`deepalpha risk ...` commands: build a risk model from a CN-layout folder, inspect one."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import NoReturn
 
-app = typer.Typer(help="risk commands", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+app = typer.Typer(help="Barra CNE6-style risk model: build, info.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(e: Exception) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def build(
+    data: Path = typer.Argument(..., help="CN-layout folder (real data or a synthetic market)."),
+    out_dir: Path = typer.Option(..., "--out", help="Directory to write the model to."),
+    freq: str = typer.Option("daily", help="daily | monthly regression."),
+    preset: str = typer.Option("responsive", help="responsive (84/504) | stable (252/756)."),
+    cov: str = typer.Option("month_end", help="Covariance dates: month_end | all."),
+    cache: bool = typer.Option(True, help="Use / fill the panel cache."),
+    bias: bool = typer.Option(True, help="Compute bias statistics and store them in meta.json."),
+) -> None:
+    """Fit exposures, factor and specific returns, covariance and specific risk; save them."""
+    import time
+
+    import numpy as np
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from deepalpha.errors import ConfigError, DeepAlphaError
+    from deepalpha.risk.bias import bias_report
+    from deepalpha.risk.model import RiskConfig, build_risk_model, load_inputs
+
+    try:
+        if freq not in ("daily", "monthly"):
+            raise ConfigError(f"--freq must be daily or monthly, got {freq!r}")
+        if cov not in ("month_end", "all"):
+            raise ConfigError(f"--cov must be month_end or all, got {cov!r}")
+        cfg = RiskConfig.preset(preset, cov=cov)
+        t0 = time.perf_counter()
+        with Progress(
+            TextColumn("[bold]{task.description:<32}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        ) as bar:
+            task = bar.add_task("loading data", total=100)
+            panel, groups, list_dates = load_inputs(data, cache=cache)
+
+            def progress(stage: str, frac: float) -> None:
+                bar.update(task, completed=100 * frac, description=stage)
+
+            model = build_risk_model(
+                panel, groups, freq=freq, config=cfg, progress=progress, list_dates=list_dates
+            )
+            if bias:
+                bar.update(task, description="bias statistics")
+                model.meta["bias"] = bias_report(model)
+            bar.update(task, description="saving")
+            model.meta["data"] = str(data)
+            model.meta["build_seconds"] = round(time.perf_counter() - t0, 1)
+            model.save(out_dir)
+            bar.update(task, completed=100, description="done")
+    except DeepAlphaError as e:
+        _fail(e)
+    out.print(
+        f"risk model ({freq}) -> {escape(str(out_dir))}: {len(model.dates)} dates x "
+        f"{len(model.assets)} stocks, K={len(model.factor_names)}, mean R^2 "
+        f"{float(np.nanmean(model.r2)):.3f}, {model.meta['build_seconds']} s"
+    )
+
+
+@app.command()
+def info(
+    model_dir: Path = typer.Argument(..., help="Directory written by `deepalpha risk build`."),
+    top: int = typer.Option(10, help="How many factors to list by mean return."),
+) -> None:
+    """Mean R^2, annualised factor volatilities, top factor returns, bias statistics."""
+    import numpy as np
+
+    from deepalpha.errors import DeepAlphaError
+    from deepalpha.risk.bias import bias_report
+    from deepalpha.risk.model import RiskModel
+
+    try:
+        m = RiskModel.load(model_dir)
+    except DeepAlphaError as e:
+        _fail(e)
+    ppy = m.periods_per_year
+    f = np.asarray(m.factor_returns, dtype=np.float64)
+    head = Table(title=escape(str(model_dir)), show_header=False)
+    head.add_row("frequency", m.freq)
+    head.add_row("dates", f"{m.dates[0]} .. {m.dates[-1]} ({len(m.dates)})")
+    head.add_row("stocks", str(len(m.assets)))
+    head.add_row(
+        "factors",
+        f"{len(m.factor_names)} = country + {m.n_industries} industries + {len(m.style_names)} styles",
+    )
+    head.add_row(
+        "cross-sectional R^2", f"mean {np.nanmean(m.r2):.3f}, median {np.nanmedian(m.r2):.3f}"
+    )
+    head.add_row("covariance dates", f"{len(m.cov_dates)} ({m.cov_dates[0]} .. {m.cov_dates[-1]})")
+    out.print(head)
+
+    t = Table(title=f"factors (annualised, x{ppy})")
+    for c in ("factor", "mean ret", "vol", "|t| mean", "share |t|>2", "bias"):
+        t.add_column(c, justify="right" if c != "factor" else "left")
+    bias = m.meta.get("bias") or bias_report(m)
+    mean = np.nanmean(f, axis=0) * ppy
+    vol = np.nanstd(f, axis=0) * np.sqrt(ppy)
+    ts = np.abs(np.asarray(m.tstats, dtype=np.float64))
+    order = np.r_[0, 1 + m.n_industries + np.arange(len(m.style_names))]
+    ind_order = 1 + np.argsort(-np.abs(mean[1 : 1 + m.n_industries]))[: max(top - len(order), 0)]
+    for k in np.r_[order, ind_order]:
+        with np.errstate(invalid="ignore"):
+            share = np.nanmean(ts[:, k] > 2)
+        t.add_row(
+            m.factor_names[k],
+            f"{mean[k]:+.2%}",
+            f"{vol[k]:.2%}",
+            f"{np.nanmean(ts[:, k]):.2f}",
+            f"{share:.0%}",
+            f"{bias['per_factor'].get(m.factor_names[k], float('nan')):.2f}",
+        )
+    out.print(t)
+    b = Table(title=f"bias statistics (std of z; rolling windows of {bias['window']})")
+    for c in ("portfolios", "median", "q10", "q90", "rolling median", "rolling MRAD"):
+        b.add_column(c)
+    for k in ("factor", "eigen", "random"):
+        s = bias[k]
+        b.add_row(
+            k, *(f"{s[x]:.3f}" for x in ("median", "q10", "q90", "rolling_median", "rolling_mrad"))
+        )
+    out.print(b)

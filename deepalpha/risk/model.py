@@ -479,3 +479,50 @@ __all__ = [
     "estimation_universe",
     "month_end_rows",
 ]
+
+
+RISK_FIELDS = (
+    "close",
+    "volume",
+    "mktcap",
+    "shares",
+    "pb",
+    "pe",
+    "dv_ratio",
+    "ebit",
+    "debt_to_assets",
+    "roe",
+    "roa",
+)
+"""Panel fields the default styles read."""
+
+
+def load_inputs(path: str | Path, *, cache: bool = True) -> tuple[Panel, np.ndarray, np.ndarray]:
+    """Read a CN-layout folder (real or synthetic) for `build_risk_model`.
+
+    Returns (panel with `RISK_FIELDS`, industry group keys ``str[N]``, list dates
+    ``datetime64[D][N]``). Stocks with no industry entry at all raise `DataError` naming them.
+    """
+    from deepalpha.data.cn import load_cn
+    from deepalpha.data.stockinfo import list_dates_for, load_stock_info
+    from deepalpha.risk.industries import map_industries
+
+    panel = load_cn(path, fields=list(RISK_FIELDS), cache=cache)
+    info = load_stock_info(path)
+    rows = dict(
+        zip(
+            info["asset"].to_list(),
+            zip(info["industry"].to_list(), info["csrc"].to_list(), strict=True),
+            strict=True,
+        )
+    )
+    missing = [a for a in panel.assets.tolist() if a not in rows]
+    if missing:
+        raise DataError(
+            f"{len(missing)} stocks have no industry entry: {missing[:10]}",
+            file=Path(path) / "industry",
+        )
+    names = [rows[a][0] for a in panel.assets.tolist()]
+    csrc = [rows[a][1] for a in panel.assets.tolist()]
+    groups = map_industries(names, csrc, file=str(Path(path) / "industry" / "stock_basic.csv"))
+    return panel, groups, list_dates_for(info, panel.assets)
