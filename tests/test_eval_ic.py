@@ -213,3 +213,34 @@ def test_ic_decay():
     assert set(d) == {1, 5, 20}
     assert d[1] == pytest.approx(np.nanmean(rank_ic(s, r)))
     assert d[1] > d[5] > d[20] > 0
+
+
+def test_argsort_rows_exact_including_fallback():
+    from deepalpha.evaluate.ic import argsort_rows
+
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(5, 300))
+    x[rng.random(x.shape) < 0.2] = NAN
+    x[0, :4] = [-0.0, 0.0, -1e-300, 1e-300]
+    x[1, :2] = [1.0 + 4e-16, 1.0]  # closer than the packed precision: falls back to argsort
+    order, s = argsort_rows(x)
+    np.testing.assert_array_equal(s, np.sort(x, axis=1))
+    np.testing.assert_array_equal(np.take_along_axis(x, order, axis=1), s)
+    assert sorted(order[2]) == list(range(300))
+
+
+def test_rank_ic_many_equals_one_by_one():
+    from deepalpha.evaluate.ic import rank_ic_many
+
+    rng = np.random.default_rng(12)
+    s, l, m = _random_panel(rng, ties=True)
+    l2 = l.copy()
+    l2[rng.random(l.shape) < 0.3] = NAN  # a different missing pattern: signal re-ranked there
+    l3 = np.round(l, 1)  # many ties
+    got = rank_ic_many(s, [l, l2, l3], m)
+    for k, lab in enumerate([l, l2, l3]):
+        np.testing.assert_allclose(got[k], rank_ic(s, lab, m), atol=1e-12, equal_nan=True)
+        for t in range(s.shape[0]):
+            v = np.isfinite(s[t]) & np.isfinite(lab[t]) & m[t]
+            if v.sum() >= 3 and np.isfinite(got[k, t]):
+                assert got[k, t] == pytest.approx(stats.spearmanr(s[t, v], lab[t, v])[0], abs=1e-12)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepalpha.errors import DataError
+from deepalpha.evaluate.ic import argsort_rows
 
 BLOCK = 256
 
@@ -37,7 +38,7 @@ def _groups_rows(x: np.ndarray, seg: np.ndarray | None, n_groups: int, n_seg: in
     Returns ``int8[B, N]``."""
     B, N = x.shape
     valid = np.isfinite(x)
-    order = np.argsort(x, axis=1)  # NaN last
+    order, xs = argsort_rows(x)  # NaN last
     if seg is not None:
         # (segment, value) order: value order first, then a stable sort on the segment id
         seg = np.where(valid, seg, n_seg)
@@ -45,9 +46,10 @@ def _groups_rows(x: np.ndarray, seg: np.ndarray | None, n_groups: int, n_seg: in
         o2 = np.argsort(seg1, axis=1, kind="stable")
         order = np.take_along_axis(order, o2, axis=1)
         sg = np.take_along_axis(seg1, o2, axis=1)
+        xs = np.take_along_axis(x, order, axis=1)
     else:
-        sg = np.where(np.take_along_axis(valid, order, axis=1), 0, n_seg)
-    s = np.take_along_axis(x, order, axis=1).ravel()
+        sg = np.where(np.isfinite(xs), 0, n_seg)
+    s = xs.ravel()
     flat_sg = sg.ravel()
     new = np.ones(B * N, dtype=bool)
     new[1:] = flat_sg[1:] != flat_sg[:-1]
@@ -144,14 +146,17 @@ def group_mean(groups: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndar
     """
     if groups.shape != values.shape:
         raise DataError(f"groups {list(groups.shape)} and values {list(values.shape)} differ")
-    out = np.full((groups.shape[0], n_groups), np.nan)
-    fin = np.isfinite(values)
-    x = np.where(fin, values, 0.0).astype(np.float64, copy=False)
+    T = groups.shape[0]
+    ok = (groups >= 0) & (groups < n_groups) & np.isfinite(values)
+    # one bin per (date, group) plus a dump bin T*G for excluded cells
+    cell = np.arange(0, T * n_groups, n_groups, dtype=np.intp)[:, None] + groups
+    np.putmask(cell, ~ok, T * n_groups)
+    cell = cell.ravel()
+    w = np.where(ok, values, 0.0).astype(np.float64, copy=False).ravel()
+    s = np.bincount(cell, weights=w, minlength=T * n_groups + 1)[:-1]
+    n = np.bincount(cell, minlength=T * n_groups + 1)[:-1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        for g in range(n_groups):
-            m = (groups == g) & fin
-            out[:, g] = np.einsum("ij,ij->i", m.astype(np.float64), x) / m.sum(axis=1)
-    return out
+        return (s / n).reshape(T, n_groups)
 
 
 def rebalance_dates(T: int, rebalance_every: int, offset: int = 0) -> np.ndarray:

@@ -14,7 +14,7 @@ float64. Work is done in blocks of dates so that memory stays bounded on big pan
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -67,6 +67,67 @@ def _pearson_rows(x: np.ndarray, y: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.clip(r, -1.0, 1.0)
 
 
+_SIGN = np.uint64(1 << 63)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def argsort_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise ascending order of ``x float[B, N]`` with NaN last -> ``(order intp[B, N],
+    sorted float64[B, N])``.
+
+    Fast path: each float64 is mapped to an order-preserving uint64 whose lowest
+    ``ceil(log2 N)`` bits are replaced by the column index, and the packed keys are sorted
+    in place (a plain sort is ~2-3x faster than ``argsort``). That is exact whenever values
+    differ in their top ``52 − log2 N`` mantissa bits, e.g. always for float32 data; a block
+    where it is not (detected after the sort) falls back to ``np.argsort``.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    N = x.shape[1]
+    nb = max(1, int(np.ceil(np.log2(max(N, 2)))))
+    if nb > 20:  # too wide to pack; plain argsort
+        order = np.argsort(x, axis=1)
+        return order, np.take_along_axis(x, order, axis=1)
+    b = x.view(np.uint64)
+    key = b >> np.uint64(63)  # 1 for negatives
+    np.negative(key, out=key)  # all ones for negatives, 0 otherwise
+    key |= _SIGN
+    key ^= b  # negatives: bits flipped; positives: sign bit set -> unsigned order = float order
+    np.putmask(key, np.isnan(x), _ALL)
+    low = np.uint64((1 << nb) - 1)
+    key &= ~low
+    key |= np.arange(N, dtype=np.uint64)
+    key.sort(axis=1)
+    key &= low
+    order = key.view(np.int64)
+    s = np.take_along_axis(x, order, axis=1)
+    with np.errstate(invalid="ignore"):
+        if (s[:, 1:] < s[:, :-1]).any():  # values closer than the packed precision
+            order = np.argsort(x, axis=1)
+            s = np.take_along_axis(x, order, axis=1)
+    return order, s
+
+
+def _ranks(x: np.ndarray, v: np.ndarray, fill: float) -> np.ndarray:
+    """Average 1-based ranks of ``x[B, N]`` over ``v`` per row; ``fill`` elsewhere."""
+    B, N = x.shape
+    order, s = argsort_rows(np.where(v, x, np.nan))  # invalid sort last
+    new = np.ones((B, N), dtype=bool)
+    np.not_equal(s[:, 1:], s[:, :-1], out=new[:, 1:])  # NaN != NaN: each NaN its own run
+    j = np.arange(N, dtype=np.float64)
+    if new.all():  # no ties: rank = position + 1
+        avg = np.broadcast_to(j + 1.0, (B, N))
+    else:
+        start = np.maximum.accumulate(np.where(new, j, 0.0), axis=1)
+        last = np.ones((B, N), dtype=bool)
+        last[:, :-1] = new[:, 1:]
+        end = np.minimum.accumulate(np.where(last, j, N)[:, ::-1], axis=1)[:, ::-1]
+        avg = (start + end) * 0.5 + 1.0
+    out = np.empty((B, N), dtype=np.float64)
+    np.put_along_axis(out, order, avg, axis=1)
+    np.putmask(out, ~v, fill)
+    return out
+
+
 def rank_rows(x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """Average ranks (1-based, ties averaged) within each row over ``valid`` entries.
 
@@ -75,22 +136,26 @@ def rank_rows(x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     v = np.isfinite(x) if valid is None else (valid & np.isfinite(x))
-    B, N = x.shape
-    xs = np.where(v, x, np.nan)
-    order = np.argsort(xs, axis=1)  # NaN sort last; ties are averaged, so order among them is moot
-    s = np.take_along_axis(xs, order, axis=1)
-    j = np.broadcast_to(np.arange(N), (B, N))
-    new = np.ones((B, N), dtype=bool)
-    new[:, 1:] = s[:, 1:] != s[:, :-1]  # NaN != NaN: each NaN starts its own run
-    start = np.maximum.accumulate(np.where(new, j, 0), axis=1)
-    last = np.ones((B, N), dtype=bool)
-    last[:, :-1] = new[:, 1:]
-    end = np.minimum.accumulate(np.where(last, j, N)[:, ::-1], axis=1)[:, ::-1]
-    avg = (start + end) * 0.5 + 1.0
-    out = np.empty((B, N), dtype=np.float64)
-    np.put_along_axis(out, order, avg, axis=1)
-    out[~v] = np.nan
-    return out
+    return _ranks(x, v, np.nan)
+
+
+def _rank_corr_rows(rx: np.ndarray, ry: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Pearson correlation of average ranks (0 outside the valid set) -> float64[B].
+
+    Average ranks over n values sum to n(n+1)/2 whatever the ties, so the means are known and
+    one pass per product suffices (ranks are small integers/halves: no cancellation issue).
+    """
+    n = n.astype(np.float64)
+    c = n * ((n + 1.0) * 0.5) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sxy = np.einsum("ij,ij->i", rx, ry) - c
+        sxx = np.einsum("ij,ij->i", rx, rx) - c
+        syy = np.einsum("ij,ij->i", ry, ry) - c
+        r = sxy / np.sqrt(sxx * syy)
+    tol = 1e-9 * np.maximum(c, 1.0)
+    bad = (n < MIN_VALID) | (sxx <= tol) | (syy <= tol) | ~np.isfinite(r)
+    r[bad] = np.nan
+    return np.clip(r, -1.0, 1.0)
 
 
 def ic(signal: np.ndarray, label: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -132,17 +197,39 @@ def rank_ic(signal: np.ndarray, label: np.ndarray, mask: np.ndarray | None = Non
         Equal to ``scipy.stats.spearmanr`` per date (alphalens' "IC"); NaN on dates with fewer
         than 3 valid stocks or constant ranks.
     """
+    return rank_ic_many(signal, [label], mask)[0]
+
+
+def rank_ic_many(
+    signal: np.ndarray, labels: Sequence[np.ndarray], mask: np.ndarray | None = None
+) -> np.ndarray:
+    """RankIC of one signal against several labels (e.g. horizons) -> ``float64[H, T]``.
+
+    The signal is ranked once per date and re-ranked only on dates where a label's missing
+    values change the jointly valid set, so H labels cost about H + 1 sorts instead of 2H.
+    """
     signal = np.asarray(signal)
-    label = np.asarray(label)
-    _check_pair(signal, label, mask)
+    for lab in labels:
+        _check_pair(signal, np.asarray(lab), mask)
     T = signal.shape[0]
-    out = np.empty(T, dtype=np.float64)
+    out = np.empty((len(labels), T), dtype=np.float64)
     for a in range(0, T, BLOCK):
         b = min(a + BLOCK, T)
-        v = valid_mask(signal[a:b], label[a:b], mask=None if mask is None else mask[a:b])
-        rs = rank_rows(signal[a:b], v)
-        rl = rank_rows(label[a:b], v)
-        out[a:b] = _pearson_rows(rs, rl, v)
+        s = np.asarray(signal[a:b], dtype=np.float64)
+        vs = np.isfinite(s)
+        if mask is not None:
+            vs &= mask[a:b]
+        rs = _ranks(s, vs, 0.0)
+        for k, lab in enumerate(labels):
+            y = np.asarray(lab[a:b], dtype=np.float64)
+            v = vs & np.isfinite(y)
+            differ = (v != vs).any(axis=1)
+            rx = rs
+            if differ.any():
+                rx = rs.copy()
+                rx[differ] = _ranks(s[differ], v[differ], 0.0)
+            ry = _ranks(y, v, 0.0)
+            out[k, a:b] = _rank_corr_rows(rx, ry, v.sum(axis=1))
     return out
 
 
@@ -249,8 +336,11 @@ def ic_decay(
 
     ``returns_1d float[T, N]`` is label-aligned (see `forward_returns`). Returns ``{h: mean}``.
     """
-    out: dict[int, float] = {}
-    for h in horizons:
-        r = rank_ic(signal, forward_returns(returns_1d, int(h)), mask)
-        out[int(h)] = float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
-    return out
+    hs = [int(h) for h in horizons]
+    if not hs:
+        return {}
+    r = rank_ic_many(signal, [forward_returns(returns_1d, h) for h in hs], mask)
+    return {
+        h: float(np.nanmean(r[k])) if np.isfinite(r[k]).any() else float("nan")
+        for k, h in enumerate(hs)
+    }
