@@ -60,9 +60,9 @@ def small_rolling_config(executor: str = "local", **kw):
         window_unit="months",
         frequency="monthly",
         start="2020-05-01",
-        end="2020-09-10",
+        end="2020-08-20",
         dataset=dict(length=10, horizon=3),
-        train=dict(max_epochs=6, patience=10, lr=1e-2, progress=False),
+        train=dict(max_epochs=4, patience=10, lr=1e-2, progress=False),
         executor=executor,
         workers=2,
     )
