@@ -352,8 +352,13 @@ def _build(
     }
     missing_universes = []
     skipped_codes: dict[str, list[str]] = {}
+    derive_800 = all(
+        (root / "index_membership" / UNIVERSE_FILES[k]).is_file() for k in ("csi300", "csi500")
+    )
     for name, fname in UNIVERSE_FILES.items():
         p = root / "index_membership" / fname
+        if name == "csi800" and derive_800:
+            continue  # CSI 800 = CSI 300 + CSI 500 (see below)
         if not p.is_file():
             missing_universes.append(name)
             continue
@@ -365,7 +370,7 @@ def _build(
         if name == "all" and len(s):
             m[dates < s.min()] = True  # before CSI All Share data: every listed stock
         masks[name] = m & listed
-    if "csi300" in masks and "csi500" in masks:
+    if derive_800:
         # CSI 800 = CSI 300 + CSI 500 by construction; the real csi800.txt lists only ~200
         # members before mid-2013 and agrees with the union afterwards.
         masks["csi800"] = masks["csi300"] | masks["csi500"]

@@ -20,6 +20,7 @@ Values are taken as of the latest usable period with no forward-fill across a mi
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -43,21 +44,34 @@ _DEADLINES = {
 def read_wide_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read one wide fundamentals CSV.
 
-    Returns ``(periods datetime64[D][P], codes str[M] canonical, values float64[P, M])``.
-    Raises `DataError` (naming the file, and the code or date) when the file is missing, the first
-    column is not a ``YYYYMMDD`` date column, a date repeats, or a code repeats.
+    Returns ``(periods datetime64[D][P], codes str[M] canonical, values float64[P, M])``, rows
+    sorted by period. Raises `DataError` (naming the file, and the code or date) when the file is
+    missing, the first column is not a ``YYYYMMDD`` date column, a date or a code repeats, a
+    header holds an unknown code style, or a cell is not a number.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError("missing fundamentals file", file=path)
-    try:
-        df = pl.read_csv(path, infer_schema_length=0)  # all strings: we parse ourselves
-    except Exception as e:  # polars raises several types on malformed CSV
-        raise DataError(f"unreadable CSV: {e}", file=path) from None
-    if df.width < 2 or df.height == 0:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), None)
+    if not header or len(header) < 2:
         raise DataError("fundamentals CSV needs a date column and at least one code", file=path)
-    first = df.columns[0]
-    raw_dates = df[first].str.strip_chars()
+    first = header[0]
+    codes = np.array([normalize_code(k, file=str(path)) for k in header[1:]], dtype="U8")
+    u, c = np.unique(codes, return_counts=True)
+    if (c > 1).any():
+        raise DataError("duplicate code column", file=path, code=str(u[c > 1][0]))
+    names = [f"c{i}" for i in range(len(header))]
+    schema = {n: (pl.String if i == 0 else pl.Float64) for i, n in enumerate(names)}
+    try:
+        df = pl.read_csv(path, has_header=False, skip_rows=1, schema=schema)
+    except Exception as e:  # polars raises several types on malformed CSV / non-numeric cells
+        raise DataError(
+            f"unreadable or non-numeric CSV: {str(e).splitlines()[0]}", file=path
+        ) from None
+    if df.height == 0:
+        raise DataError("fundamentals CSV has no rows", file=path)
+    raw_dates = df["c0"].str.strip_chars()
     parsed = raw_dates.str.strptime(pl.Date, "%Y%m%d", strict=False)
     if parsed.null_count() > 0:
         bad = raw_dates.filter(parsed.is_null())[0]
@@ -71,18 +85,7 @@ def read_wide_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     u, c = np.unique(periods, return_counts=True)
     if (c > 1).any():
         raise DataError("duplicate period row", file=path, date=u[c > 1][0])
-    codes = np.array([normalize_code(k, file=str(path)) for k in df.columns[1:]], dtype="U8")
-    u, c = np.unique(codes, return_counts=True)
-    if (c > 1).any():
-        raise DataError("duplicate code column", file=path, code=str(u[c > 1][0]))
-    try:
-        vals = (
-            df.select(pl.col(df.columns[1:]).str.strip_chars().cast(pl.Float64, strict=True))
-            .to_numpy()
-            .astype(np.float64)
-        )
-    except Exception as e:
-        raise DataError(f"non-numeric value: {str(e).splitlines()[0]}", file=path) from None
+    vals = df.select(names[1:]).to_numpy().astype(np.float64)
     order = np.argsort(periods, kind="stable")
     return periods[order], codes, vals[order]
 
@@ -215,26 +218,31 @@ def carry_mktcap(
     if P == 0 or len(have) == 0:
         return out
     rows = asof_index(periods, periods, dates)  # [T] latest period end <= t
-    ok = np.flatnonzero(rows >= 0)
-    if len(ok) == 0:
-        return out
     order = np.argsort(periods)
-    mv = total_mv[order][:, col[have]]  # [P, n] in period order
     rank = np.empty(P, dtype=np.int64)
     rank[order] = np.arange(P)
-    # last period (in order) with a finite value for each stock, per period row
+    mv = total_mv[order][:, col[have]]  # [P, n] in period order
+    # last period (in order) with a finite value, per stock, as of each period row
     last = np.where(np.isfinite(mv), np.arange(P)[:, None], -1)
     last = np.maximum.accumulate(last, axis=0)  # [P, n]
     ref_t = np.clip(np.searchsorted(dates, periods[order], "right") - 1, 0, T - 1)  # [P]
-    lr = last[rank[rows[ok]]]  # [T_ok, n] period (ordered) used per day and stock
-    valid = lr >= 0
-    lr0 = np.where(valid, lr, 0)
-    n_idx = np.broadcast_to(np.arange(len(have)), lr0.shape)
     c = close[:, have]
-    base = mv[lr0, n_idx]  # [T_ok, n]
-    ref_close = c[ref_t[lr0], n_idx].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        val = base * 1e4 * c[ok].astype(np.float64) / ref_close
-    val[~valid] = np.nan
-    out[np.ix_(ok, have)] = val.astype(np.float32)
+    ar = np.arange(len(have))
+    r_ord = np.where(rows >= 0, rank[np.maximum(rows, 0)], -1)  # [T] ordered period per day
+    # days sharing a period row form one contiguous block (rows is non-decreasing in time)
+    bounds = np.flatnonzero(np.diff(r_ord)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [T]])
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        r = int(r_ord[a])
+        if r < 0:
+            continue
+        lr = last[r]  # [n]
+        valid = lr >= 0
+        lr0 = np.where(valid, lr, 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = mv[lr0, ar] * 1e4 / c[ref_t[lr0], ar].astype(np.float64)  # [n]
+            scale[~valid] = np.nan
+            block = (c[a:b].astype(np.float64) * scale).astype(np.float32)
+        out[a:b, have] = block
     return out

@@ -41,35 +41,38 @@ def read_spells(
     path = Path(path)
     if not path.is_file():
         raise DataError("missing membership file", file=path)
-    codes, starts, ends = [], [], []
-    for i, ln in enumerate(path.read_text().splitlines(), 1):
-        if not ln.strip():
-            continue
-        parts = ln.split("\t")
-        if len(parts) < 3:
-            raise DataError(f"line {i}: expected CODE<TAB>start<TAB>end", file=path)
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    parts = [ln.split("\t") for ln in lines]
+    for i, pr in enumerate(parts, 1):
+        if len(pr) < 3:
+            raise DataError(f"row {i}: expected CODE<TAB>start<TAB>end", file=path)
+    raw_codes = np.array([pr[0].strip() for pr in parts], dtype=object)
+    # normalise each distinct code once
+    canon: dict[str, str | None] = {}
+    for c in set(raw_codes.tolist()):
         try:
-            code = normalize_code(parts[0], file=str(path))
+            canon[c] = normalize_code(c, file=str(path))
         except DataError:
             if skipped is None:
                 raise
-            skipped.append(parts[0].strip())
-            continue
-        try:
-            s = np.datetime64(parts[1].strip(), "D")
-            e = np.datetime64(parts[2].strip(), "D")
-        except ValueError:
-            raise DataError(f"line {i}: unparseable date", file=path, code=code) from None
-        if e < s:
-            raise DataError(f"line {i}: spell ends before it starts", file=path, code=code, date=e)
-        codes.append(code)
-        starts.append(s)
-        ends.append(e)
-    return (
-        np.array(codes, dtype="U8"),
-        np.array(starts, dtype="datetime64[D]"),
-        np.array(ends, dtype="datetime64[D]"),
-    )
+            canon[c] = None
+    codes_l = [canon[c] for c in raw_codes.tolist()]
+    keep = np.array([c is not None for c in codes_l], dtype=bool)
+    if skipped is not None:
+        skipped.extend(raw_codes[~keep].tolist())
+    try:
+        starts = np.array([pr[1].strip() for pr in parts], dtype="datetime64[D]")
+        ends = np.array([pr[2].strip() for pr in parts], dtype="datetime64[D]")
+    except ValueError as e:
+        raise DataError(f"unparseable date: {e}", file=path) from None
+    codes = np.array([c if c is not None else "" for c in codes_l], dtype="U8")
+    bad = keep & (ends < starts)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(
+            f"row {i + 1}: spell ends before it starts", file=path, code=codes[i], date=ends[i]
+        )
+    return codes[keep], starts[keep], ends[keep]
 
 
 def spells_to_mask(
@@ -93,10 +96,10 @@ def spells_to_mask(
     col = order[pos[known]]
     t0 = np.searchsorted(dates, starts[known], "left")
     t1 = np.searchsorted(dates, ends[known], "right")
-    diff = np.zeros((T + 1, N), dtype=np.int32)
+    diff = np.zeros((T + 1, N), dtype=np.int16)
     np.add.at(diff, (t0, col), 1)
     np.add.at(diff, (t1, col), -1)
-    return np.cumsum(diff[:T], axis=0) > 0
+    return np.cumsum(diff[:T], axis=0, dtype=np.int16) > 0
 
 
 def members_on(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray, date: object) -> np.ndarray:
@@ -137,33 +140,41 @@ def limit_masks(
     low: np.ndarray,
     factor: np.ndarray,
     rate: np.ndarray,
+    *,
+    block: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Limit-locked masks ``(limit_up, limit_down)``, each ``bool[T, N]``.
 
     ``close, high, low`` are back-adjusted ``[T, N]`` prices and ``factor`` the adjustment factor,
     so the raw close is ``close / factor`` and yesterday's reference price in today's share units
-    is ``close[t-1] / factor[t]`` (correct across ex-dividend days). Limit prices are rounded to
-    0.01 CNY; a close within half a fen of the limit counts as locked. A one-price bar
-    (``high == low``) that moved at least 4.9 % counts as locked too (ST stocks at ±5 %).
-    The first bar of a stock (no previous close) is never locked.
+    is ``close[t-1] / factor[t]`` (correct across ex-dividend days). Limit prices are rounded
+    half-up to 0.01 CNY; a raw close within half a fen of the limit counts as locked. A one-price
+    bar (``high == low``) that moved at least 4.9 % counts as locked too (ST stocks at ±5 %).
+    The first bar of a stock (no previous close) is never locked. Computed in float64 over blocks
+    of ``block`` days to bound memory.
     """
+    T, N = close.shape
+    up = np.zeros((T, N), dtype=bool)
+    dn = np.zeros((T, N), dtype=bool)
     with np.errstate(invalid="ignore", divide="ignore"):
-        c = close.astype(np.float64)
-        f = factor.astype(np.float64)
-        raw = c / f
-        prev = np.full_like(raw, np.nan)
-        prev[1:] = c[:-1] / f[1:]
-        up_px = _round_cny(prev * (1.0 + rate))
-        dn_px = _round_cny(prev * (1.0 - rate))
-        raw_r = _round_cny(raw)
-        up = raw_r >= up_px - 0.005
-        dn = raw_r <= dn_px + 0.005
-        move = raw / prev - 1.0
-        one_price = (high == low) & np.isfinite(move)
-        up |= one_price & (move >= ONE_PRICE_MIN_MOVE)
-        dn |= one_price & (move <= -ONE_PRICE_MIN_MOVE)
-    ok = np.isfinite(prev) & np.isfinite(raw)
-    return up & ok, dn & ok
+        for a in range(1, T, block):
+            b = min(a + block, T)
+            f = factor[a:b].astype(np.float64)
+            raw = close[a:b] / f
+            prev = close[a - 1 : b - 1] / f
+            r = rate[a:b]
+            up_px = _round_cny(prev * (1.0 + r))
+            dn_px = _round_cny(prev * (1.0 - r))
+            u = raw >= up_px - 0.005
+            d = raw <= dn_px + 0.005
+            move = raw / prev - 1.0
+            one = high[a:b] == low[a:b]
+            u |= one & (move >= ONE_PRICE_MIN_MOVE)
+            d |= one & (move <= -ONE_PRICE_MIN_MOVE)
+            ok = np.isfinite(move)
+            up[a:b] = u & ok
+            dn[a:b] = d & ok
+    return up, dn
 
 
 def listed_days(first_day: np.ndarray, dates: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ suspended, also a note.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,10 @@ from deepalpha.errors import DataError
 PRICE_FIELDS = ("open", "high", "low", "close", "factor")
 
 
-def bin_path(root: str | Path, code: str, name: str) -> Path:
-    """Path of one ``.bin``: ``<root>/prices/features/<code lower>/<name>.day.bin``."""
-    return Path(root) / "prices" / "features" / code.lower() / f"{name}.day.bin"
+def bin_path(root: str | Path, code: str, name: str) -> str:
+    """Path of one ``.bin``: ``<root>/prices/features/<code lower>/<name>.day.bin`` (a string:
+    this is called once per file, and ``Path`` arithmetic costs more than the read)."""
+    return f"{os.fspath(root)}/prices/features/{code.lower()}/{name}.day.bin"
 
 
 def _first(mask: np.ndarray) -> tuple[int, int]:
