@@ -202,3 +202,27 @@ def test_model_risk_adapter_aligns_assets_and_dates(market):
         b = rk.inputs(t, idx)
         for x, y in zip(a, b, strict=True):
             np.testing.assert_allclose(x, y)
+
+
+def test_simple_risk_wls_matches_dense_lstsq():
+    from deepalpha.portfolio.simple_risk import _wls_day
+
+    rng = np.random.default_rng(3)
+    N, P, S = 200, 6, 3
+    ind = rng.integers(-1, P, N)
+    sty = rng.standard_normal((N, S))
+    sty[5, 1] = np.nan
+    cap = np.exp(rng.normal(0, 1, N))
+    estu = rng.uniform(size=N) > 0.1
+    r = rng.normal(0, 0.02, N)
+    r[7] = np.nan
+    f, u = _wls_day(r, ind, sty, cap, estu, P, 0.0)
+    ok = estu & np.isfinite(r) & (ind >= 0)
+    X = np.zeros((N, P + S))
+    X[np.nonzero(ind >= 0)[0], ind[ind >= 0]] = 1
+    X[:, P:] = np.nan_to_num(sty)
+    sw = np.sqrt(np.sqrt(cap[ok]))
+    ref = np.linalg.lstsq(X[ok] * sw[:, None], r[ok] * sw, rcond=None)[0]
+    np.testing.assert_allclose(f, ref, atol=1e-10)
+    np.testing.assert_allclose(u[ok], (r - X @ ref)[ok], atol=1e-6)
+    assert np.isnan(u[7])

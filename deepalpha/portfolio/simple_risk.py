@@ -87,6 +87,38 @@ def _rolling_std(r: np.ndarray, w: int) -> np.ndarray:
     return np.where(n >= w // 2, np.sqrt(np.clip(var, 0, None)), np.nan)
 
 
+def _wls_day(
+    r: np.ndarray,
+    ind: np.ndarray,
+    sty: np.ndarray,
+    cap: np.ndarray,
+    estu: np.ndarray,
+    P: int,
+    ridge: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One date's WLS of ``r [N]`` on [industry one-hot, styles] with weights √cap over
+    ``estu``; the Gram matrix is assembled with bincounts (no N x P one-hot).
+    Returns ``(f float64[P + S], residuals float32[N])``."""
+    S = sty.shape[1]
+    x = np.nan_to_num(np.asarray(sty, np.float64), nan=0.0)
+    ok = estu & np.isfinite(r) & (np.abs(np.nan_to_num(r)) < 0.25) & (ind >= 0)
+    w = np.where(ok, np.sqrt(np.where(ok, cap, 0.0)), 0.0)
+    ii = np.where(ind >= 0, ind, 0).astype(np.int64)
+    rz = np.where(ok, r, 0.0)
+    G = np.zeros((P + S, P + S))
+    G[np.arange(P), np.arange(P)] = np.bincount(ii, w, minlength=P)[:P]
+    xw = x * w[:, None]
+    M = np.stack([np.bincount(ii, xw[:, s], minlength=P)[:P] for s in range(S)], axis=1)
+    G[:P, P:] = M
+    G[P:, :P] = M.T
+    G[P:, P:] = xw.T @ x
+    rhs = np.r_[np.bincount(ii, w * rz, minlength=P)[:P], xw.T @ rz]
+    G[np.diag_indices_from(G)] += ridge * (np.trace(G) / (P + S) + 1.0)
+    f = np.linalg.solve(G, rhs)
+    u = r - np.where(ind >= 0, f[ii], 0.0) - x @ f[P:]
+    return f, np.where(np.isfinite(r), u, np.nan).astype(np.float32)
+
+
 def simple_risk_model(
     close: np.ndarray,
     mktcap: np.ndarray,
@@ -97,7 +129,6 @@ def simple_risk_model(
     cov_idx: np.ndarray | None = None,
     halflife: float = 90.0,
     min_obs: int = 63,
-    chunk: int = 128,
 ) -> ArrayRisk:
     """Fit the simple model.
 
@@ -137,24 +168,11 @@ def simple_risk_model(
         ret[1:] = close[1:] / close[:-1] - 1.0
     fr = np.zeros((T, K))  # row t: return over t-1 -> t on exposures at t-1; country stays 0
     resid = np.full((T, N), np.nan, np.float32)
-    for lo in range(1, T, chunk):
-        hi = min(lo + chunk, T)
-        B = hi - lo
-        Xs = np.zeros((B, N, P + S))
-        b, n = np.nonzero(ind_tn[lo - 1 : hi - 1] >= 0)
-        Xs[b, n, ind_tn[lo - 1 : hi - 1][b, n].astype(np.int64)] = 1.0
-        Xs[:, :, P:] = np.nan_to_num(styles[lo - 1 : hi - 1], nan=0.0)
-        r = ret[lo:hi]
-        ok = estu[lo - 1 : hi - 1] & np.isfinite(r) & (np.abs(np.nan_to_num(r)) < 0.25)
-        w = np.where(ok, np.sqrt(np.nan_to_num(mktcap[lo - 1 : hi - 1])), 0.0)
-        Xw = Xs * w[:, :, None]
-        G = np.einsum("bnk,bnl->bkl", Xw, Xs)
-        G += np.eye(P + S)[None] * (1e-8 * np.trace(G, axis1=1, axis2=2)[:, None, None] + 1e-12)
-        rhs = np.einsum("bnk,bn->bk", Xw, np.where(ok, r, 0.0))
-        f = np.linalg.solve(G, rhs[..., None])[..., 0]
-        fr[lo:hi, 1:] = f
-        u = r - np.einsum("bnk,bk->bn", Xs, f)
-        resid[lo:hi] = np.where(np.isfinite(r), u, np.nan)
+    ridge = 1e-10
+    for t in range(1, T):
+        fr[t, 1:], resid[t] = _wls_day(
+            ret[t], ind_tn[t - 1], styles[t - 1], mktcap[t - 1], estu[t - 1], P, ridge
+        )
 
     if cov_idx is None:
         m = np.asarray(dates, "datetime64[M]")
