@@ -63,6 +63,8 @@ def ts_specific_var(u: np.ndarray, halflife: float = 84, lags: int = 2) -> np.nd
 
 def blending_gamma(u_window: np.ndarray, h_min: int = 60, h_ramp: int = 120) -> np.ndarray:
     """Structural-model blending coefficient per stock from its last rows ``u_window [H, N]``."""
+    if u_window.shape[0] == 0:  # no history yet (first date): no time-series weight
+        return np.zeros(u_window.shape[1])
     ok = np.isfinite(u_window)
     h = ok.sum(axis=0)
     with warnings.catch_warnings():
