@@ -452,3 +452,173 @@ def run_enhancement(
             "benchmark_weights": "cap-weighted members (no index weights in data)",
         },
     )
+
+
+# ----------------------------------------------------------------------------- I/O edge
+
+CAVEATS = (
+    "benchmark weights are a proxy: index members weighted by total market cap (the data has no "
+    "index weights, no free-float caps); excess is reported against the real index series and "
+    "against this proxy",
+    "survivorship bias: delisted stocks are absent from prices, so index members without prices "
+    "are left out of the proxy and the candidates",
+    "a signal at t's close trades at t+1 (close or VWAP proxy = typical price (H+L+C)/3)",
+)
+
+
+def _industry_ids_for(path: Any, assets: np.ndarray) -> np.ndarray:
+    """SW2021-like industry ids ``int16[N]`` for the CN layout's stock list (-1 unknown)."""
+    from deepalpha.data.stockinfo import load_stock_info
+    from deepalpha.risk.industries import industry_ids, map_industries
+
+    info = load_stock_info(path)
+    df = pl.DataFrame({"asset": np.asarray(assets).astype(str)}).join(info, on="asset", how="left")
+    names, csrc = df["industry"].to_list(), df["csrc"].to_list()
+    try:
+        groups = map_industries(names, csrc)
+    except DataError:  # map one by one, unknown names -> none
+        groups = np.empty(len(names), dtype=object)
+        for i, (n, c) in enumerate(zip(names, csrc, strict=True)):
+            try:
+                groups[i] = map_industries([n], [c])[0]
+            except DataError:
+                groups[i] = None
+    ids, _ = industry_ids(groups)
+    return ids
+
+
+def backtest_predictions(
+    predictions: pl.DataFrame,
+    data: Any,
+    config: BacktestConfig | None = None,
+    *,
+    risk_dir: Any = None,
+    progress: Any = None,
+    log: Any = None,
+) -> EnhancementResult:
+    """Index-enhancement backtest of a long ``date, asset, score`` frame on the CN layout at
+    ``data`` (real or synthetic).
+
+    Risk model: `deepalpha.risk.model.RiskModel.load(risk_dir)` when given, else the simple
+    price-based model of `simple_risk` (fitted on the loaded window; said in ``info``).
+    The panel is loaded from ~18 months before the first prediction (history for the risk model)
+    to ``config.end`` or 35 days after the last prediction.
+    """
+    from deepalpha.data.cn import load_cn, load_indices
+    from deepalpha.data.predictions import long_to_dense
+
+    cfg = config or BacktestConfig()
+    say = log or (lambda msg: None)
+    if predictions.height == 0:
+        raise DataError("the prediction file is empty")
+    d0 = np.datetime64(predictions["date"].min(), "D")
+    d1 = np.datetime64(predictions["date"].max(), "D")
+    if cfg.start is not None:
+        d0 = max(d0, np.datetime64(cfg.start, "D"))
+    end = np.datetime64(cfg.end, "D") if cfg.end is not None else d1 + np.timedelta64(35, "D")
+    fields = ["close", "mktcap"] + (["vwap"] if cfg.execution == "vwap" else [])
+    say(f"loading {data} {d0 - np.timedelta64(550, 'D')}..{end} ({', '.join(fields)})")
+    panel = load_cn(data, fields=fields, start=d0 - np.timedelta64(550, "D"), end=end)
+    if cfg.index not in panel.masks:
+        raise DataError(f"the data has no membership for {cfg.index}", file=data)
+    scores, _, _ = long_to_dense(predictions, panel.dates, panel.assets, strict=False)
+    if not np.isfinite(scores).any():
+        raise DataError("no prediction matches the data's dates and assets", file=data)
+    code = INDEX_CODES[cfg.index]
+    index_close = None
+    try:
+        ix = load_indices(data, codes=[code])
+        pos = np.searchsorted(ix.dates, panel.dates).clip(0, len(ix.dates) - 1)
+        index_close = np.where(ix.dates[pos] == panel.dates, ix.field("close")[pos, 0], np.nan)
+        if not np.isfinite(index_close).any():
+            index_close = None
+    except DataError:
+        index_close = None
+    if index_close is None and cfg.benchmark == "index":
+        say(f"no {code} series in the data: the benchmark is the cap-weighted member proxy")
+    info: dict[str, Any] = {"index_code": code, "caveats": list(CAVEATS)}
+    if risk_dir is not None:
+        from deepalpha.risk.model import RiskModel
+
+        model = RiskModel.load(risk_dir)
+        risk: RiskSource = ModelRisk(model, panel.dates, panel.assets)
+        info["risk_model"] = f"deepalpha.risk model at {risk_dir}"
+    else:
+        from deepalpha.portfolio.simple_risk import simple_risk_model
+
+        say("no --risk: fitting the simple price-based factor model (see portfolio.simple_risk)")
+        ids = _industry_ids_for(data, panel.assets)
+        risk = simple_risk_model(
+            panel.field("close"),
+            panel.field("mktcap"),
+            ids,
+            panel.dates,
+            estu=panel.masks.get("tradable"),
+        )
+        info["risk_model"] = "simple price-based model (portfolio.simple_risk), fitted in-window"
+    res = run_enhancement(
+        scores,
+        dates=panel.dates,
+        close=panel.field("close"),
+        mktcap=panel.field("mktcap"),
+        members=panel.mask(cfg.index),
+        risk=risk,
+        config=cfg,
+        suspended=panel.masks.get("suspended"),
+        limit_up=panel.masks.get("limit_up"),
+        limit_down=panel.masks.get("limit_down"),
+        vwap=panel.field("vwap") if cfg.execution == "vwap" else None,
+        index_close=index_close,
+        progress=progress,
+    )
+    res.info.update(info)
+    res.info["assets"] = panel.assets
+    if index_close is None:
+        res.info["benchmark"] = "cap-weighted member proxy (no index series)"
+    else:
+        res.info["benchmark"] = f"{code} close" if cfg.benchmark == "index" else "proxy"
+    return res
+
+
+def write_result(result: EnhancementResult, out: Any) -> list[Any]:
+    """Write ``nav.parquet``, ``rebalances.parquet``, ``yearly.csv``, ``weights.parquet`` (held
+    weights after each rebalance, long) and ``metrics.json`` into folder ``out``."""
+    import json
+    from pathlib import Path
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bt = result.backtest
+    t0 = int(bt.signal_idx[0])
+    nav = pl.DataFrame(
+        {
+            "date": bt.dates[t0:],
+            "nav": bt.nav[t0:],
+            "bench_nav": bt.bench_nav[t0:],
+            "proxy_nav": bt.proxy_nav[t0:] if bt.proxy_nav is not None else np.nan,
+            "excess_nav": bt.excess_nav[t0:],
+            "cash": bt.cash[t0:],
+            "costs": bt.costs[t0:],
+        }
+    )
+    files = [out / "nav.parquet", out / "rebalances.parquet", out / "yearly.csv"]
+    nav.write_parquet(files[0])
+    result.records.write_parquet(files[1])
+    result.yearly.write_csv(files[2])
+    assets = result.info.get("assets")
+    if assets is not None:
+        ex = bt.exec_idx[bt.exec_idx >= 0]
+        W = bt.weights[ex]
+        r, n = np.nonzero(W > 1e-8)
+        pl.DataFrame(
+            {"date": bt.dates[ex][r], "asset": np.asarray(assets).astype(str)[n], "weight": W[r, n]}
+        ).write_parquet(out / "weights.parquet")
+        files.append(out / "weights.parquet")
+    meta = {
+        "metrics": result.metrics,
+        "config": result.config.model_dump(mode="json"),
+        "info": {k: v for k, v in result.info.items() if k not in ("assets", "records")},
+    }
+    (out / "metrics.json").write_text(json.dumps(meta, indent=2, default=str))
+    files.append(out / "metrics.json")
+    return files
