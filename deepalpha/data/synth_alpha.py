@@ -75,13 +75,20 @@ def standardize(x: np.ndarray, cap: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def residualize(y: np.ndarray, X: np.ndarray, w: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """WLS residual of ``y [N]`` on ``X [N, K]`` with weights ``w [N]`` over ``mask``.
 
-    ``y - X (X'WX)^+ X'W y``; NaN outside ``mask``.
+    ``y - X b`` with ``b`` minimising ``sum w (y - X b)^2``; collinear columns (e.g. a constant
+    next to a full set of industry dummies) are fine: the normal equations get a ridge of
+    ``1e-10 x mean diagonal``, which leaves the residual unchanged to ~1e-9. NaN outside
+    ``mask``. Small dense algebra without BLAS threads (einsum + LU solve) so it stays fast on a
+    busy machine.
     """
     out = np.full(y.shape, np.nan)
-    Xm, ym, wm = X[mask], y[mask], w[mask]
-    XtW = Xm.T * wm
-    beta = np.linalg.pinv(XtW @ Xm) @ (XtW @ ym)
-    out[mask] = ym - Xm @ beta
+    sw = np.sqrt(w[mask])
+    A = X[mask] * sw[:, None]
+    G = np.einsum("ni,nj->ij", A, A)
+    rhs = np.einsum("ni,n->i", A, y[mask] * sw)
+    ridge = 1e-10 * max(float(np.trace(G)) / len(G), 1e-300)
+    beta = np.linalg.solve(G + ridge * np.eye(len(G)), rhs)
+    out[mask] = y[mask] - np.einsum("nk,k->n", X[mask], beta)
     return out
 
 
@@ -139,15 +146,22 @@ def pv_pattern(
     ``surge = log(mean turnover 5 d / mean turnover 20 d)`` and ``gap5`` the 5-day mean gap.
     """
     r5 = logret[-5:].sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"), _quiet():
-        t5 = np.nanmean(turnover[-5:], axis=0)
-        t20 = np.nanmean(turnover[-20:], axis=0)
-        surge = np.log(t5 / t20)
-        g5 = np.nanmean(gap[-5:], axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        surge = np.log(_nanmean0(turnover[-5:]) / _nanmean0(turnover[-20:]))
+        g5 = _nanmean0(gap[-5:])
     ok = mask & np.isfinite(r5) & np.isfinite(surge) & np.isfinite(g5)
     p = -zscore(r5, ok) * (1.0 + 1.5 * np.tanh(2.0 * np.maximum(surge, 0.0))) - 0.6 * zscore(g5, ok)
     p[~ok] = np.nan
     return p
+
+
+def _nanmean0(a: np.ndarray) -> np.ndarray:
+    """Mean over axis 0 ignoring NaN (NaN where a column has no finite value)."""
+    ok = np.isfinite(a)
+    c = ok.sum(axis=0)
+    s = np.where(ok, a, 0).sum(axis=0, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c > 0, s / c, np.nan)
 
 
 class _quiet:
@@ -192,32 +206,43 @@ def cap_group_demean(
     return out
 
 
-def _ranks(v: np.ndarray) -> np.ndarray:
-    """Average ranks of a 1-d array (ties share their mean rank)."""
-    order = np.argsort(v, kind="stable")
-    sv = v[order]
-    r = np.empty(len(v))
-    # tie groups
-    starts = np.r_[0, np.flatnonzero(np.diff(sv)) + 1]
-    ends = np.r_[starts[1:], len(v)]
-    avg = (starts + ends - 1) / 2.0
-    r[order] = np.repeat(avg, ends - starts)
-    return r
-
-
 def rank_ic(a: np.ndarray, b: np.ndarray, min_count: int = 20) -> np.ndarray:
     """Spearman correlation per row of ``a, b [D, N]`` over pairs where both are finite.
 
-    Rows with fewer than ``min_count`` pairs give NaN. Returns ``float[D]``.
+    Ties get their average rank. Rows with fewer than ``min_count`` pairs give NaN.
+    Returns ``float64[D]``.
     """
-    out = np.full(a.shape[0], np.nan)
-    for d in range(a.shape[0]):
-        ok = np.isfinite(a[d]) & np.isfinite(b[d])
-        if ok.sum() < min_count:
-            continue
-        ra, rb = _ranks(a[d, ok]), _ranks(b[d, ok])
-        ra -= ra.mean()
-        rb -= rb.mean()
-        den = np.sqrt((ra * ra).sum() * (rb * rb).sum())
-        out[d] = (ra * rb).sum() / den if den > 0 else np.nan
-    return out
+    ok = np.isfinite(a) & np.isfinite(b)
+    ra = row_ranks(np.where(ok, a, np.nan))
+    rb = row_ranks(np.where(ok, b, np.nan))
+    n = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ra = ra - _row_mean(ra, ok, n)[:, None]
+        rb = rb - _row_mean(rb, ok, n)[:, None]
+        ra, rb = np.where(ok, ra, 0.0), np.where(ok, rb, 0.0)
+        den = np.sqrt((ra * ra).sum(axis=1) * (rb * rb).sum(axis=1))
+        ic = np.where(den > 0, (ra * rb).sum(axis=1) / den, np.nan)
+    return np.where(n >= min_count, ic, np.nan)
+
+
+def _row_mean(x: np.ndarray, ok: np.ndarray, n: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, x, 0.0).sum(axis=1) / n
+
+
+def row_ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based) along axis 1 of ``x [D, N]``; NaN entries get NaN."""
+    D, N = x.shape
+    order = np.argsort(x, axis=1)  # NaN last; tie order is irrelevant
+    s = np.take_along_axis(x, order, axis=1)
+    p = np.broadcast_to(np.arange(N), (D, N))
+    start = np.ones((D, N), dtype=bool)
+    start[:, 1:] = s[:, 1:] != s[:, :-1]
+    end = np.ones((D, N), dtype=bool)
+    end[:, :-1] = start[:, 1:]
+    first = np.maximum.accumulate(np.where(start, p, 0), axis=1)
+    last = np.minimum.accumulate(np.where(end, p, N)[:, ::-1], axis=1)[:, ::-1]
+    r = np.empty((D, N))
+    np.put_along_axis(r, order, (first + last) / 2.0 + 1.0, axis=1)
+    r[np.isnan(x)] = np.nan
+    return r
