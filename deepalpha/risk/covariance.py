@@ -29,6 +29,7 @@ formed.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -128,7 +129,9 @@ def eigen_adjust(
     true_var = np.einsum("mkj,k,mkj->mj", Um, d0, Um)  # U_m' D0 U_m diagonal
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(dm > 0, true_var / dm, np.nan)
-    v = np.sqrt(np.nanmean(ratio, axis=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        v = np.sqrt(np.nanmean(ratio, axis=0))
     v = np.where(np.isfinite(v), v, 1.0)
     gamma = scale * (v - 1.0) + 1.0
     # the simulated eigenvalues are sorted ascending, as are d0: apply gamma by rank
