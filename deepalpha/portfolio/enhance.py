@@ -48,6 +48,8 @@ __all__ = [
     "run_enhancement",
 ]
 
+MIN_WEIGHT = 1e-6  # target weights below this (tradable names) are set to 0
+
 INDEX_CODES = {
     "csi300": "SH000300",
     "csi500": "SH000905",
@@ -332,7 +334,7 @@ def run_enhancement(
         if cfg.max_outside < out_idx.size:
             top = np.argpartition(-sc[out_idx], cfg.max_outside)[: cfg.max_outside]
             out_idx = out_idx[top]
-        cand_mask = mem | (w_now > 0)
+        cand_mask = mem | (w_now > MIN_WEIGHT)
         cand_mask[out_idx] = True
         idx = np.nonzero(cand_mask)[0]
         X, F, delta, kind = risk.inputs(s, idx)
@@ -352,6 +354,9 @@ def run_enhancement(
         )
         target = np.zeros(N)
         target[idx] = res.weights
+        # interior-point dust (~1e-9) would otherwise be traded and kept as candidates forever
+        dust = (target < MIN_WEIGHT) & tradable
+        target[dust] = 0.0
         tot = target.sum()
         if tot > 1.0:
             target /= tot
