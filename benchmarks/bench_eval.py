@@ -58,10 +58,11 @@ def load_close(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
 
 def ffill(x: np.ndarray) -> np.ndarray:
     """Forward-fill NaNs down the date axis of ``[T, N]`` (leading NaNs stay)."""
-    T = x.shape[0]
-    idx = np.where(np.isfinite(x), np.arange(T)[:, None], 0)
-    np.maximum.accumulate(idx, axis=0, out=idx)
-    return x[idx, np.arange(x.shape[1])]  # idx 0 with x[0] NaN stays NaN
+    out = np.array(x, copy=True)
+    for t in range(1, out.shape[0]):
+        row = out[t]
+        np.copyto(row, out[t - 1], where=np.isnan(row))
+    return out
 
 
 def ours(close: np.ndarray, periods: list[int], n_groups: int) -> dict:

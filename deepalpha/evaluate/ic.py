@@ -113,15 +113,13 @@ def _ranks(x: np.ndarray, v: np.ndarray, fill: float) -> np.ndarray:
     order, s = argsort_rows(np.where(v, x, np.nan))  # invalid sort last
     new = np.ones((B, N), dtype=bool)
     np.not_equal(s[:, 1:], s[:, :-1], out=new[:, 1:])  # NaN != NaN: each NaN its own run
-    j = np.arange(N, dtype=np.float64)
     if new.all():  # no ties: rank = position + 1
-        avg = np.broadcast_to(j + 1.0, (B, N))
-    else:
-        start = np.maximum.accumulate(np.where(new, j, 0.0), axis=1)
-        last = np.ones((B, N), dtype=bool)
-        last[:, :-1] = new[:, 1:]
-        end = np.minimum.accumulate(np.where(last, j, N)[:, ::-1], axis=1)[:, ::-1]
-        avg = (start + end) * 0.5 + 1.0
+        avg = np.broadcast_to(np.arange(1.0, N + 1.0), (B, N))
+    else:  # runs of equal values share the mean of their positions
+        f = new.ravel()
+        heads = np.flatnonzero(f)  # every row starts a run (new[:, 0] is True)
+        lens = np.diff(heads, append=f.size)
+        avg = np.repeat(heads % N + (lens + 1) * 0.5, lens).reshape(B, N)
     out = np.empty((B, N), dtype=np.float64)
     np.put_along_axis(out, order, avg, axis=1)
     np.putmask(out, ~v, fill)
