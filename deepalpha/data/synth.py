@@ -301,7 +301,7 @@ def simulate_fundamentals(
     ytd_ebit = np.zeros(N)
     b_soy = book.copy()
     a_soy = book / (1 - lev)
-    year_e = np.zeros(N)
+    year_e = (qnum[0] - 1) * hist[0]  # quarters of the first year before the first one
     dividend: dict[int, np.ndarray] = {}
     for q in range(Q):
         year = int(str(pe[q])[:4])
@@ -498,7 +498,7 @@ def simulate_market(
     pv_drift = np.zeros((T + p.pv_horizon + 1, N))
     mv = np.full((len(fu.period_end), N), np.nan)
     dv = np.full((len(fu.period_end), N), np.nan)
-    div_events: list[tuple[int, np.ndarray, np.ndarray]] = []
+    div_events: list[tuple[np.datetime64, np.ndarray, np.ndarray]] = []  # (ex-date, who, CNY)
 
     close = uni.price0.copy()
     shares = np.exp(uni.logcap0) / close
@@ -515,6 +515,10 @@ def simulate_market(
         day = np.datetime64(f"{y}-06-15") + rc.integers(0, 45, size=N)
         idx = np.searchsorted(dates, day)
         bonus = np.where(rc.random(N) < 0.05, rc.choice([0.2, 0.3, 0.5, 1.0], size=N), 0.0)
+        for d in np.unique(day[day < dates[0]]):  # paid before the calendar: only for dv_ratio
+            who = np.flatnonzero((day == d) & (uni.list_date < d) & (fu.dividend[y] > 0))
+            div_events.append((d, who, fu.dividend[y][who]))
+        idx[day < dates[0]] = T
         for t in np.unique(idx[idx < T]):
             who = np.flatnonzero(idx == t)
             sched.setdefault(int(t), []).append((who, fu.dividend[y][who], bonus[who]))
@@ -540,8 +544,8 @@ def simulate_market(
                 mv[q] = m
                 lo = fu.period_end[q] - 365
                 tot = np.zeros(N)
-                for te, who, amt in div_events:
-                    if lo < dates[te] <= fu.period_end[q]:
+                for de, who, amt in div_events:
+                    if lo < de <= fu.period_end[q]:
                         tot[who] += amt
                 dv[q] = np.where(np.isfinite(m), tot, np.nan)
 
@@ -607,13 +611,14 @@ def simulate_market(
         trade = active & ~susp
         # corporate actions (executed on the first trading day >= the scheduled day)
         for who, amt, bonus in sched.get(t, []):
-            pend_div[who] += amt
-            pend_bonus[who] = np.maximum(pend_bonus[who], bonus)
+            on = active[who]  # a stock not yet listed (or gone) pays nothing
+            pend_div[who[on]] += amt[on]
+            pend_bonus[who[on]] = np.maximum(pend_bonus[who[on]], bonus[on])
         act = trade & ((pend_div > 0) | (pend_bonus > 0))
         dps = np.where(act, np.minimum(pend_div / shares, 0.1 * close), 0.0)
         ref = (close - dps) / (1 + np.where(act, pend_bonus, 0.0))
         if act.any():
-            div_events.append((t, np.flatnonzero(act), (dps * shares)[act]))
+            div_events.append((dates[t], np.flatnonzero(act), (dps * shares)[act]))
             shares = np.where(act, shares * (1 + pend_bonus), shares)
             fac = np.where(act, fac * close / ref, fac)
             pend_div[act] = 0
@@ -853,18 +858,21 @@ def _write_industry(root: Path, uni: Universe, cap_last: np.ndarray, T: int, see
     w.writerow(["股票代码", "股票名称", "地区", "行业", "公司全称", "英文名称", "拼音缩写", "市场类型",
                 "交易所代码", "交易货币", "上市状态", "上市日期", "是否沪深港通标的", "实控人名称", "企业性质"])  # fmt: skip
     names = []
-    for i, (c, ts) in enumerate(zip(uni.codes, _tushare(uni.codes), strict=True)):
+    ts_codes = _tushare(uni.codes)
+    rows = []
+    for i, (c, ts) in enumerate(zip(uni.codes, ts_codes, strict=True)):
         a, b = rng.choice(len(_NAME_CHARS), size=2)
         name = _NAME_CHARS[a] + _NAME_CHARS[b] + _SUFFIX[rng.integers(len(_SUFFIX))]
         names.append(name)
         ex = c[:2]
         hk = ("H" if ex == "SH" else "S") if (big[i] and ex != "BJ") else "N"
-        w.writerow([
+        rows.append([
             ts, name, _PROVINCES[rng.integers(len(_PROVINCES))], SW_L1[uni.industry[i]][1],
             f"{name}股份有限公司", f"Synthetic {c} Co., Ltd.", f"SYN{i:04d}",
             _BOARD_CN[uni.board[i]], _EXCH[ex], "CNY", "D" if uni.last[i] < T - 1 else "L",
             f"{uni.list_date[i]} 00:00:00", hk, "合成数据", _OWNERS[rng.integers(len(_OWNERS))],
         ])  # fmt: skip
+    w.writerows(sorted(rows))  # Tushare order: 000001.SZ, ..., 600000.SH, ...
     (root / "stock_basic.csv").write_bytes(buf.getvalue().encode("utf-8-sig"))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -897,7 +905,7 @@ def _write_fundamentals(root: Path, uni: Universe, fu: Fundamentals, mk: Market)
     alive = (uni.list_date[None, :] <= pe_end[:, None]) & (
         (uni.last[None, :] >= fu.pidx[:, None]) | (fu.pidx[:, None] < 0)
     )
-    market = alive & (fu.pidx[:, None] >= 0) & np.isfinite(mk.mv)
+    market = alive & np.isfinite(mk.mv)  # before the calendar: priced at the day-0 close
     mv = np.where(market, mk.mv, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         fields = {
@@ -1241,8 +1249,9 @@ stock codes (canonical `SH600000` form) in the column order of every `.npy` file
 | LongTermReversal | minus the sum of log returns over days m-755 .. m-252 (>= 126 days) |
 | EarningsVariability | latent trait; scales the quarterly margin noise |
 
-Before the first period end inside the calendar, valuation descriptors use the latest earlier
-(unwritten) quarter priced at the day-0 cap.
+Period ends before the calendar are written too: their market fields (total_mv, pe, pb, ps,
+dv_ratio) are priced at the day-0 close (the loader's reference for such period ends), so the
+valuation descriptors are observable from the first day.
 
 ## Planted alpha
 (a) `alpha_style`: g = tanh(1.5 BookToPrice)[Size<0] + 0.6 clip(Momentum x Profitability, +-3)
