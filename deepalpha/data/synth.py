@@ -1136,7 +1136,7 @@ def write_market(
     out = Path(out)
     p = params or SynthParams()
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ConfigError(f"output folder exists and is not empty: {out} (use overwrite)")
+        raise ConfigError(f"output folder exists and is not empty: {out} (pass --overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
