@@ -313,3 +313,32 @@ def test_real_indices_and_info(cn_path):
     info = load_stock_info(cn_path)
     assert info.filter(info["asset"] == "SH600000")["csrc"][0] == "J66"
     assert info["asset"].is_unique().all()
+
+
+def test_nan_volume_with_a_price_is_a_suspension(tmp_path):
+    root = write_tiny_cn(tmp_path / "cn")
+    p = root / "prices" / "features" / "sz300001" / "volume.day.bin"
+    raw = np.fromfile(p, dtype="<f4")
+    raw[1 + 20] = np.nan
+    write_bin(p, int(raw[0]), raw[1:])
+    q = load_cn(root, cache=False, fields=["volume"])
+    j = col(q, "SZ300001")
+    assert q["volume"][20, j] == 0.0
+    assert q.mask("suspended")[20, j] and not q.mask("tradable")[20, j]
+    assert q.meta["nan_volume_set_to_zero"] == 1
+
+
+def test_cache_prune_keeps_the_newest(tmp_path):
+    from deepalpha.data import store
+
+    root = write_tiny_cn(tmp_path / "cn")
+    cache = tmp_path / "cache"
+    for k in range(4):
+        load_cn(root, cache_dir=cache, min_listed_days=k)
+    assert len(list(cache.glob("panel-*"))) == 4
+    assert store.prune(cache, keep=2) == 2
+    left = list(cache.glob("panel-*"))
+    assert len(left) == 2
+    # the newest entry (min_listed_days=3) is still a hit
+    p = load_cn(root, cache_dir=cache, min_listed_days=3)
+    assert "cache" in p.meta

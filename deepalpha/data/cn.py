@@ -37,10 +37,13 @@ from deepalpha.data import universe as un
 from deepalpha.data.codes import is_index_code, normalize_code
 from deepalpha.data.panel import Panel
 from deepalpha.data.qlib_bin import read_calendar, read_instruments
+from deepalpha.data.stockinfo import list_dates_for, load_stock_info
 from deepalpha.data.validate import bin_path, check_bars, check_unique, missing_bar_count
 from deepalpha.errors import DataError
 
-LOADER_VERSION = 1
+__all__ = ["ALL_FIELDS", "load_cn", "load_indices", "load_stock_info"]
+
+LOADER_VERSION = 2
 BIN_FIELDS = ("open", "high", "low", "close", "volume", "factor")
 MASK_BINS = ("high", "low", "close", "volume", "factor")
 FUNDAMENTAL_FILES = fu.MARKET_FIELDS + fu.REPORT_FIELDS
@@ -101,7 +104,9 @@ CAVEATS = (
     "pe/pb/ps/dv_ratio are as of the latest period end <= t, not re-priced daily",
     "roe/roa/debt_to_assets/ebit are used from the first trading day strictly after the "
     "publication deadline (Q1 04-30, H1 08-31, Q3 10-31, annual 04-30 next year)",
-    "bars with every field NaN are treated as missing and suspended",
+    "bars with every field NaN are treated as missing and suspended; a NaN volume next to a "
+    "carried price (how the source marks some suspensions) is set to 0 and suspended",
+    "new listings' first days (no or wider price limits) are only excluded via min_listed_days",
     "universe csi800 is csi300 | csi500 (the source csi800.txt is incomplete before 2013); "
     "csi1000 starts at the index launch (2014-10)",
     "universe 'all' is CSI All Share membership (csiall.txt) from its first spell date, and "
@@ -305,8 +310,6 @@ def _build(
     funds: list[str],
     options: dict[str, Any],
 ) -> Panel:
-    from deepalpha.data.stockinfo import list_dates_for, load_stock_info
-
     dates = read_calendar(root / "prices")
     assets, _ = read_stock_list(root)
     T, N = len(dates), len(assets)
@@ -320,6 +323,10 @@ def _build(
     # ---- masks
     vol = raw["volume"]
     suspended = listed & ~(vol > 0)  # volume == 0 or a missing (NaN) bar
+    # The real data marks some suspensions with a NaN volume next to a carried price: no shares
+    # traded, so volume = 0 there (a missing bar, every field NaN, stays NaN).
+    n_nan_vol = int((suspended & np.isnan(vol) & np.isfinite(raw["close"])).sum())
+    vol[suspended & np.isnan(vol) & np.isfinite(raw["close"])] = 0.0
     rate = un.limit_rate(assets, dates)
     up, dn = un.limit_masks(raw["close"], raw["high"], raw["low"], raw["factor"], rate)
     del rate
@@ -415,6 +422,7 @@ def _build(
         "options": options,
         "caveats": list(CAVEATS),
         "missing_bars": n_missing,
+        "nan_volume_set_to_zero": n_nan_vol,
         "units": {
             "prices": "back-adjusted CNY (raw x factor)",
             "raw_close": "CNY",

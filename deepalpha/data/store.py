@@ -113,15 +113,44 @@ def load_cached(key: str, cache_dir: str | Path | None = None) -> Panel | None:
     if not (folder / "meta.json").is_file():
         return None
     try:
-        return load_panel(folder)
+        panel = load_panel(folder)
     except (OSError, ValueError, KeyError):
         return None
-
-
-def save_cached(key: str, panel: Panel, cache_dir: str | Path | None = None) -> Path | None:
-    """Store ``panel`` under ``key``; a cache that cannot be written is skipped silently
-    (returns None) so a read-only home never breaks a load."""
     try:
-        return save_panel(panel, entry(key, cache_dir) / f"panel-{key}")
+        os.utime(folder)  # recently used entries survive `prune`
+    except OSError:
+        pass
+    return panel
+
+
+def save_cached(
+    key: str, panel: Panel, cache_dir: str | Path | None = None, *, keep: int | None = None
+) -> Path | None:
+    """Store ``panel`` under ``key``, then keep only the ``keep`` most recently written entries
+    (default ``$DEEPALPHA_CACHE_KEEP`` or 6; a full CN panel is ~0.9 GB). A cache that cannot be
+    written is skipped silently (returns None) so a read-only home never breaks a load."""
+    try:
+        out = save_panel(panel, entry(key, cache_dir) / f"panel-{key}")
     except OSError:
         return None
+    prune(entry(key, cache_dir), keep=keep, protect=out)
+    return out
+
+
+def prune(cache_dir: str | Path, *, keep: int | None = None, protect: Path | None = None) -> int:
+    """Delete the oldest ``panel-*`` entries beyond ``keep``; returns how many were removed.
+    (Deleting an entry another process has memory-mapped is safe on POSIX.)"""
+    if keep is None:
+        keep = int(os.environ.get("DEEPALPHA_CACHE_KEEP", "6"))
+    try:
+        entries = [p for p in Path(cache_dir).iterdir() if p.name.startswith("panel-")]
+    except OSError:
+        return 0
+    entries.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    removed = 0
+    for p in entries[max(keep, 1) :]:
+        if protect is not None and p == protect:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed += 1
+    return removed
