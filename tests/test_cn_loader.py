@@ -36,7 +36,7 @@ def _round2(x: float) -> Decimal:
     return Decimal(repr(float(x))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def limit_reference(close, high, low, factor, assets, dates):
+def limit_reference(close, high, low, factor, assets, dates, st=None):
     """Cell-by-cell limit-locked flags with Decimal rounding (slow, obviously right)."""
     T, N = close.shape
     up = np.zeros((T, N), bool)
@@ -63,6 +63,10 @@ def limit_reference(close, high, low, factor, assets, dates):
             one = float(high[t, n]) == float(low[t, n])
             up[t, n] = raw >= up_px or (one and move >= 0.049)
             dn[t, n] = raw <= dn_px or (one and move <= -0.049)
+            if st is not None and st[t, n]:
+                five = Decimal("0.05")
+                up[t, n] |= raw == (prev * (1 + five)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+                dn[t, n] |= raw == (prev * (1 - five)).quantize(Decimal("0.01"), ROUND_HALF_UP)
     return up, dn
 
 
@@ -104,7 +108,7 @@ def test_listed_and_suspended(tiny_panel):
 def test_limit_masks_match_slow_reference(tiny_panel):
     p = tiny_panel
     ref_up, ref_dn = limit_reference(
-        p["close"], p["high"], p["low"], p["factor"], p.assets, p.dates
+        p["close"], p["high"], p["low"], p["factor"], p.assets, p.dates, p.mask("st_proxy")
     )
     live = p.mask("listed") & ~p.mask("suspended")
     np.testing.assert_array_equal(p.mask("limit_up"), ref_up & live)
@@ -115,7 +119,14 @@ def test_limit_masks_match_slow_reference(tiny_panel):
     assert p.mask("limit_up")[50, col(p, "SZ300001")]  # +10 % ChiNext before 2020-08-24
     assert p.dates[80] >= np.datetime64("2020-08-24")
     assert not p.mask("limit_up")[80, col(p, "SZ300001")]  # +10 % after the 20 % rule
-    assert p.mask("limit_up")[70, col(p, "SZ000002")]  # one-price +5 % bar (ST proxy)
+    k = col(p, "SZ000002")
+    assert p.mask("limit_up")[70, k]  # one-price +5 % bar
+    # ST proxy: outside CSI All Share on days 85-94 only
+    np.testing.assert_array_equal(np.flatnonzero(p.mask("st_proxy")[:, k]), np.arange(85, 95))
+    assert p["high"][88, k] > p["low"][88, k]
+    assert p.mask("limit_up")[88, k]  # exactly +5 % while flagged: locked
+    assert not p.mask("limit_up")[90, k]  # +7 %: the proxy does not cap moves
+    assert not p.mask("st_proxy")[:, col(p, "SZ300001")].any()  # main board only
 
 
 def test_limit_masks_random_vs_reference():
@@ -129,10 +140,14 @@ def test_limit_masks_random_vs_reference():
     high = (close * (1 + np.abs(rng.normal(0, 0.01, (T, N))))).astype(np.float32)
     low = close.copy()
     high[::7] = low[::7]  # some one-price bars
+    st = rng.random((T, N)) < 0.3
+    raw5 = np.round(np.roll(raw, 1, 0) * 1.05, 2)
+    pick = st & (rng.random((T, N)) < 0.5)
+    close = np.where(pick, raw5 * factor, close).astype(np.float32)  # exact +5 % closes
     up, dn = un.limit_masks(
-        close, high, low, factor.astype(np.float32), un.limit_rate(assets, dates)
+        close, high, low, factor.astype(np.float32), un.limit_rate(assets, dates), st=st
     )
-    ref_up, ref_dn = limit_reference(close, high, low, factor.astype(np.float32), assets, dates)
+    ref_up, ref_dn = limit_reference(close, high, low, factor.astype(np.float32), assets, dates, st)
     np.testing.assert_array_equal(up, ref_up)
     np.testing.assert_array_equal(dn, ref_dn)
     assert up.any() and dn.any()
@@ -161,7 +176,7 @@ def test_universe_masks(tiny_panel):
     np.testing.assert_array_equal(p.mask("csi800"), p.mask("csi300") | p.mask("csi500"))
     # 'all' before the first csiall spell = listed
     np.testing.assert_array_equal(p.mask("all")[:5], listed[:5])
-    assert p.mask("all")[5:].sum() == listed[5:].sum()
+    assert p.mask("all")[5:].sum() == listed[5:].sum() - 10  # SZ000002 out on days 85-94
     for k in ("csi300", "csi500", "csi800", "csi1000", "all"):
         assert not (p.mask(k) & ~listed).any()
     assert d[0] == np.datetime64("2020-06-01")

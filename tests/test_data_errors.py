@@ -32,7 +32,9 @@ def tiny_bars(seed: int = 0, n: int = 120) -> dict[str, dict[str, np.ndarray]]:
     Planted events (raw prices): SH600000 closes limit-up (+10 %) on day 30 and goes ex-dividend
     on day 40 (factor 1.0 -> 1.05); SZ300001 closes +10 % on day 50 (before 2020-08-24: locked)
     and +10 % on day 80 (after: not locked); SH688001 lists on day 10; SZ000002 is suspended on
-    days 60-62 and ends on day 100; SZ000002 has a one-price +5 % bar on day 70.
+    days 60-62 and ends on day 100; SZ000002 has a one-price +5 % bar on day 70, and leaves
+    CSI All Share on days 85-94 (the ST proxy) where it closes exactly +5 % on day 88 (an
+    ordinary bar) and +7 % on day 90.
     """
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -53,8 +55,9 @@ def tiny_bars(seed: int = 0, n: int = 120) -> dict[str, dict[str, np.ndarray]]:
         if code == "SZ000002":
             raw[60:63] = raw[59]
             vol[60:63] = 0.0
-            raw[70] = np.floor(raw[69] * 1.05 * 100 + 0.5) / 100
-            raw[71:] = np.round(raw[71:] * raw[70] / raw[71], 2)
+            for t, move in ((70, 1.05), (88, 1.05), (90, 1.07)):
+                raw[t] = np.floor(raw[t - 1] * move * 100 + 0.5) / 100
+                raw[t + 1 :] = np.round(raw[t + 1 :] * raw[t] / raw[t + 1], 2)
         spread = np.abs(rng.normal(0, 0.01, n)) * raw
         high = np.round(raw + spread, 2)
         low = np.round(np.maximum(raw - spread, 0.01), 2)
@@ -107,7 +110,8 @@ def write_tiny_cn(root: str | Path, *, seed: int = 0, n: int = 120) -> Path:
         "csi500": [("SZ300001", d[0], d[99]), ("SZ399999", d[0], d[5])],  # unknown stock
         "csi800": [("SH600000", "2005-01-04", d[59]), ("SZ300001", d[0], d[99])],
         "csi1000": [("SH688001", d[20], d[119])],
-        "csiall": [(c, d[5], d[119]) for c in STOCKS],
+        "csiall": [(c, d[5], d[119]) for c in STOCKS if c != "SZ000002"]
+        + [("SZ000002", d[5], d[84]), ("SZ000002", d[95], d[119])],
     }
     for name, rows in spells.items():
         (mem / f"{name}.txt").write_text("".join(f"{c}\t{s}\t{e}\n" for c, s, e in rows))

@@ -95,8 +95,9 @@ CAVEATS = (
     "fundamentals while membership files include them; universe masks are intersected with listed",
     "industries (stock_basic, CSRC) are static snapshots, not point in time",
     "vwap is a proxy: typical price (high+low+close)/3, back-adjusted; the data has no amount",
-    "no point-in-time ST flag: the ST +-5 % price limit is not applied; one-price bars "
-    "(high == low) with a >= 4.9 % move are flagged as limit-locked instead",
+    "no point-in-time ST flag: one-price bars (high == low) with a >= 4.9 % move are flagged "
+    "limit-locked, and where CSI All Share membership exists a main-board stock listed > 120 "
+    "days but outside it (mask st_proxy) is locked when it closes exactly at +-5 %",
     "mktcap is period-end total_mv carried by the back-adjusted close (continuous over bonus "
     "issues; cash dividends lower it only at the next period end); NaN before a stock's first "
     "period end; for period ends before the calendar the first calendar close is the reference",
@@ -327,11 +328,6 @@ def _build(
     # traded, so volume = 0 there (a missing bar, every field NaN, stays NaN).
     n_nan_vol = int((suspended & np.isnan(vol) & np.isfinite(raw["close"])).sum())
     vol[suspended & np.isnan(vol) & np.isfinite(raw["close"])] = 0.0
-    rate = un.limit_rate(assets, dates)
-    up, dn = un.limit_masks(raw["close"], raw["high"], raw["low"], raw["factor"], rate)
-    del rate
-    up &= listed & ~suspended
-    dn &= listed & ~suspended
     first_bar = np.where(listed.any(0), listed.argmax(0), T)
     first_price_day = np.where(
         first_bar < T, dates[np.minimum(first_bar, T - 1)], np.datetime64("NaT")
@@ -348,16 +344,9 @@ def _build(
         info_note = "no industry files: list date = first price date"
         list_date = first_price_day
     age = un.listed_days(list_date, dates)
-    tradable = un.tradable_mask(listed, suspended, up, dn, age, options["min_listed_days"])
-    del age
-    masks = {
-        "listed": listed,
-        "suspended": suspended,
-        "limit_up": up,
-        "limit_down": dn,
-        "tradable": tradable,
-    }
+    masks = {"listed": listed, "suspended": suspended}
     missing_universes = []
+    all_covered = None
     skipped_codes: dict[str, list[str]] = {}
     derive_800 = all(
         (root / "index_membership" / UNIVERSE_FILES[k]).is_file() for k in ("csi300", "csi500")
@@ -375,12 +364,28 @@ def _build(
             skipped_codes[fname] = sorted(set(skipped))
         m = un.spells_to_mask(codes, s, e, dates, assets)
         if name == "all" and len(s):
-            m[dates < s.min()] = True  # before CSI All Share data: every listed stock
+            all_covered = dates >= s.min()
+            m[~all_covered] = True  # before CSI All Share data: every listed stock
         masks[name] = m & listed
     if derive_800:
         # CSI 800 = CSI 300 + CSI 500 by construction; the real csi800.txt lists only ~200
         # members before mid-2013 and agrees with the union afterwards.
         masks["csi800"] = masks["csi300"] | masks["csi500"]
+
+    # ---- limits and tradability (ST proxy from CSI All Share membership where it exists)
+    st = None
+    if all_covered is not None:
+        st = un.st_proxy(listed, masks["all"], all_covered, age, assets)
+        masks["st_proxy"] = st
+    rate = un.limit_rate(assets, dates)
+    up, dn = un.limit_masks(raw["close"], raw["high"], raw["low"], raw["factor"], rate, st=st)
+    del rate
+    up &= listed & ~suspended
+    dn &= listed & ~suspended
+    masks["limit_up"] = up
+    masks["limit_down"] = dn
+    masks["tradable"] = un.tradable_mask(listed, suspended, up, dn, age, options["min_listed_days"])
+    del age
 
     # ---- fields
     data = np.empty((len(fields), T, N), dtype=np.float32)
@@ -431,7 +436,8 @@ def _build(
             "shares": "shares",
             "dv_ratio": "%",
         },
-        "limits": "main 10%, ChiNext 10% (20% from 2020-08-24), STAR 20%, BJ 30%; no ST 5%",
+        "limits": "main 10%, ChiNext 10% (20% from 2020-08-24), STAR 20%, BJ 30%; "
+        "ST 5% only through st_proxy and one-price bars",
     }
     if missing_universes:
         meta["caveats"].append(f"no membership file for {missing_universes}: masks absent")
