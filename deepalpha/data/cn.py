@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 
 from deepalpha.data import fundamentals as fu
+from deepalpha.data import stockinfo as _stockinfo_mod
 from deepalpha.data import universe as un
+from deepalpha.data import validate as _validate_mod
 from deepalpha.data.codes import is_index_code, normalize_code
 from deepalpha.data.panel import Panel
 from deepalpha.data.qlib_bin import read_calendar, read_instruments
@@ -294,7 +296,12 @@ def load_cn(
         from deepalpha.data import store
 
         assets, _ = read_stock_list(root)
-        key = store.cache_key(_source_files(root, assets, bins, funds), options)
+        # the loader's own code is part of the key: a code change never serves a stale panel
+        code = [Path(m.__file__) for m in (fu, un, _validate_mod, _stockinfo_mod, store)]
+        code.append(Path(__file__))
+        key = store.cache_key(
+            _source_files(root, assets, bins, funds), {**options, "code": store.digest(code)}
+        )
         hit = store.load_cached(key, cache_dir)
         if hit is not None:
             return hit

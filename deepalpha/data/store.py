@@ -51,6 +51,14 @@ def cache_key(files: Iterable[str | Path], options: dict[str, Any]) -> str:
     return h.hexdigest()[:32]
 
 
+def digest(files: Iterable[str | Path]) -> str:
+    """SHA-256 (hex, 16 chars) of the contents of small files (e.g. the loader's source)."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def save_panel(panel: Panel, folder: str | Path) -> Path:
     """Write ``panel`` to ``folder`` atomically (temp folder + rename). Returns the folder."""
     folder = Path(folder)
