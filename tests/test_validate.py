@@ -88,3 +88,18 @@ def test_cli_info(tiny, tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     for word in ("2020-06-01", "stocks", "coverage", "csi300", "suspended share", "mktcap"):
         assert word in r.output
+
+
+def test_instruments_span_must_match_bins(tiny):
+    p = tiny / "prices" / "instruments" / "all.txt"
+    lines = p.read_text().splitlines()
+    lines = [
+        ln.replace("\t2020-11-13", "\t2020-11-12") if ln.startswith("SH600000") else ln
+        for ln in lines
+    ]
+    p.write_text("\n".join(lines) + "\n")
+    rep = validate_cn(tiny)
+    errs = [e for e in rep.problems if "instruments span" in str(e)]
+    assert len(errs) == 1
+    assert errs[0].code == "SH600000" and errs[0].file.endswith("all.txt")
+    assert errs[0].date == "2020-11-12"

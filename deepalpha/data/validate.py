@@ -93,6 +93,40 @@ def check_bars(
     return out
 
 
+def check_instrument_spans(
+    root: str | Path, listed: np.ndarray, dates: np.ndarray, assets: np.ndarray
+) -> list[DataError]:
+    """``instruments/all.txt`` first/last day of each stock must match its ``.bin`` history
+    (first and last finite close; ``listed`` is ``bool[T, N]``)."""
+    from deepalpha.data.codes import normalize_code
+    from deepalpha.data.qlib_bin import read_instruments
+
+    path = Path(root) / "prices" / "instruments" / "all.txt"
+    spans = {
+        normalize_code(c, file=str(path)): (s, e) for c, s, e in read_instruments(path.parents[1])
+    }
+    T = len(dates)
+    any_ = listed.any(axis=0)
+    first = listed.argmax(axis=0)
+    last = T - 1 - listed[::-1].argmax(axis=0)
+    out = []
+    for n, a in enumerate(np.asarray(assets).tolist()):
+        if a not in spans or not any_[n]:
+            continue
+        s, e = spans[a]
+        if s != dates[first[n]] or e != dates[last[n]]:
+            out.append(
+                DataError(
+                    f"instruments span {s}..{e} disagrees with the .bin history "
+                    f"{dates[first[n]]}..{dates[last[n]]}",
+                    file=path,
+                    code=a,
+                    date=s if s != dates[first[n]] else e,
+                )
+            )
+    return out
+
+
 def missing_bar_count(arrays: Mapping[str, np.ndarray], listed: np.ndarray) -> int:
     """Bars inside the listed range with every price field NaN (treated as suspended)."""
     m = listed.copy()
@@ -150,6 +184,7 @@ def validate_cn(path: str | Path) -> Report:
         raw = cn.read_price_bins(root, assets, cn.BIN_FIELDS, len(dates), errors=rep.problems)
         listed = cn.listed_from_close(raw["close"])
         rep.problems.extend(check_bars(raw, listed, dates, assets, root))
+        rep.problems.extend(check_instrument_spans(root, listed, dates, assets))
         nvol = int((np.isnan(raw["volume"]) & listed).sum())
         if nvol:
             rep.notes.append(f"{nvol} listed stock-day(s) with NaN volume (treated as suspended)")
