@@ -76,7 +76,7 @@ def _reference(model, x, groups):
     return (o * h @ model.head.weight.T + model.head.bias).squeeze(-1)
 
 
-@pytest.mark.parametrize("backend", ["loop", "chunked", "reference"])
+@pytest.mark.parametrize("backend", ["fused", "loop", "chunked", "reference"])
 def test_matches_step_by_step_reference(backend):
     torch.manual_seed(0)
     model = DecompGRN(6, hidden=12, backend=backend)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deepalpha.models.scan import linear_scan, scan_chunked, scan_reference
+from deepalpha.models.scan import lin_rnn_fused, linear_scan, scan_chunked, scan_reference
 
 
 def _ab(t, *shape, dtype=torch.float32, seed=0):
@@ -49,7 +49,7 @@ def test_gradients_float32_t150_match_reference(backend):
     w = torch.randn(150, 40, 8, generator=torch.Generator().manual_seed(1))
 
     def grads(fn, dtype):
-        leaves = [v.to(dtype).requires_grad_() for v in (a, b, h0)]
+        leaves = [v.detach().to(dtype).clone().requires_grad_() for v in (a, b, h0)]
         (fn(*leaves) * w.to(dtype)).sum().backward()
         return [v.grad.double() for v in leaves]
 
@@ -88,3 +88,43 @@ def test_bad_inputs_raise():
         linear_scan(a, b[:, :2])
     with pytest.raises(ValueError, match="backend"):
         linear_scan(a, b, backend="nope")
+
+
+def _gates(zf, zc):
+    f = torch.sigmoid(zf)
+    return f, (1 - f) * torch.nn.functional.silu(zc)
+
+
+def test_fused_gates_scan_gradcheck_float64():
+    g = torch.Generator().manual_seed(0)
+    zf, zc = (
+        torch.randn(7, 3, 2, generator=g, dtype=torch.float64).requires_grad_() for _ in range(2)
+    )
+    assert torch.autograd.gradcheck(lin_rnn_fused, (zf, zc))
+
+
+def test_fused_gates_scan_float32_t150_matches_float64_reference():
+    g = torch.Generator().manual_seed(0)
+    zf, zc, w = (3 * torch.randn(150, 40, 8, generator=g, dtype=torch.float64) for _ in range(3))
+
+    def run(fn, dtype):
+        leaves = [v.detach().to(dtype).clone().requires_grad_() for v in (zf, zc)]
+        h = fn(*leaves)
+        (h * w.to(dtype)).sum().backward()
+        return [h.double()] + [v.grad.double() for v in leaves]
+
+    ref = run(lambda a, b: scan_reference(*_gates(a, b)), torch.float64)
+    got = run(lin_rnn_fused, torch.float32)
+    for r, x in zip(ref, got, strict=True):
+        torch.testing.assert_close(x, r, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_gates_scan_saturated_inputs_finite():
+    g = torch.Generator().manual_seed(0)
+    zf, zc = (1e3 * torch.randn(20, 4, 3, generator=g) for _ in range(2))
+    zf.requires_grad_(), zc.requires_grad_()
+    h = lin_rnn_fused(zf, zc)
+    h.sum().backward()
+    assert (
+        torch.isfinite(h).all() and torch.isfinite(zf.grad).all() and torch.isfinite(zc.grad).all()
+    )

@@ -62,10 +62,11 @@ class DecompGRN(nn.Module):
     """DecompGRN scorer: ``x [n, t, f]`` (one date's cross-section), ``group_ids [n]`` -> ``[n]``.
 
     Defaults: ``hidden`` 56 for both layers (see the module docstring for the parameter ratio),
-    ``backend`` "loop" (the exact custom-Function scan).
+    ``backend`` "fused" (gates evaluated inside the custom-Function scan loop; "loop",
+    "chunked" and "reference" are the alternatives, see ``deepalpha.models.scan``).
     """
 
-    def __init__(self, n_features: int, hidden: int = 56, backend: Backend = "loop") -> None:
+    def __init__(self, n_features: int, hidden: int = 56, backend: Backend = "fused") -> None:
         super().__init__()
         self.hidden, self.backend = hidden, backend
         self.layer1 = RNNLinLayer(n_features, hidden, backend)

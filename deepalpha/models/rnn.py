@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from deepalpha.models.common import RMSNorm, SwiGLU, default
-from deepalpha.models.scan import Backend, linear_scan
+from deepalpha.models.scan import Backend, lin_rnn_fused, linear_scan
 
 
 def time_major(x: Tensor) -> Tensor:
@@ -32,12 +32,16 @@ def time_major(x: Tensor) -> Tensor:
     return rearrange(x, "n t f -> t n f").contiguous()
 
 
-def lin_rnn(zf: Tensor, zc: Tensor, backend: Backend = "loop") -> Tensor:
+def lin_rnn(zf: Tensor, zc: Tensor, backend: Backend = "fused") -> Tensor:
     """Hidden states of the linear RNN from gate pre-activations ``zf, zc [t, n, h]``.
 
-    ``h_t = f_t h_{t-1} + (1 - f_t) c_t`` with ``f = sigmoid(zf)``, ``c = SiLU(zc)``, ``h_0 = 0``;
-    ``1 - f`` is computed as ``sigmoid(-zf)`` (no cancellation). Returns ``h [t, n, h]``.
+    ``h_t = f_t h_{t-1} + (1 - f_t) c_t`` with ``f = sigmoid(zf)``, ``c = SiLU(zc)``, ``h_0 = 0``.
+    ``backend="fused"`` evaluates the gates inside the scan loop (``lin_rnn_fused``); the others
+    form ``a = f`` and ``b = sigmoid(-zf) * c`` (``1 - f`` without cancellation) and call
+    ``linear_scan``. Returns ``h [t, n, h]``.
     """
+    if backend == "fused":
+        return lin_rnn_fused(zf, zc)
     return linear_scan(torch.sigmoid(zf), torch.sigmoid(-zf) * F.silu(zc), backend=backend)
 
 
@@ -48,7 +52,7 @@ class RNNLinLayer(nn.Module):
     is evaluated at the last step only (the scan itself still runs over all steps).
     """
 
-    def __init__(self, dim_in: int, hidden: int, backend: Backend = "loop") -> None:
+    def __init__(self, dim_in: int, hidden: int, backend: Backend = "fused") -> None:
         super().__init__()
         self.hidden, self.backend = hidden, backend
         self.gates = nn.Linear(dim_in, 3 * hidden)
@@ -84,7 +88,7 @@ class RNNLin(nn.Module):
     ``x [n, t, f] -> [n]``. ``backend`` picks the scan (see ``deepalpha.models.scan``)."""
 
     def __init__(
-        self, n_features: int, hidden: int = 64, layers: int = 2, backend: Backend = "loop"
+        self, n_features: int, hidden: int = 64, layers: int = 2, backend: Backend = "fused"
     ) -> None:
         super().__init__()
         dims = [n_features] + [hidden] * layers
@@ -108,7 +112,7 @@ class RNNLinGLUBlock(nn.Module):
     per step, so only the last step's is computed then.
     """
 
-    def __init__(self, dim: int, glu_hidden: int, backend: Backend = "loop") -> None:
+    def __init__(self, dim: int, glu_hidden: int, backend: Backend = "fused") -> None:
         super().__init__()
         self.norm_rnn, self.rnn = RMSNorm(dim), RNNLinLayer(dim, dim, backend)
         self.norm_ff, self.ff = RMSNorm(dim), SwiGLU(dim, glu_hidden)
@@ -129,7 +133,7 @@ class RNNLinGLU(nn.Module):
         hidden: int = 64,
         blocks: int = 2,
         glu_hidden: int | None = None,
-        backend: Backend = "loop",
+        backend: Backend = "fused",
     ) -> None:
         super().__init__()
         glu_hidden = default(glu_hidden, 2 * hidden)

@@ -16,6 +16,11 @@ Backends (``linear_scan(..., backend=...)``):
   Hillis-Steele scan (in linear space: products of a, no division), chunks then chained by a short
   loop over T/K carries. Fewer, larger ops than the loop; autograd through plain ops.
 - ``scan_reference``: a plain Python loop with autograd; the slow reference for the tests.
+
+``lin_rnn_fused`` goes one step further for RNN-LIN: it takes the gate pre-activations and
+evaluates ``sigmoid``/``SiLU`` inside the time loop (forward and reverse-loop backward), so no
+``[t, n, h]``-sized temporaries are materialised besides ``h`` and the gradient; each step works
+on one cache-resident ``[n, h]`` slab.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from typing import Literal
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
-Backend = Literal["loop", "chunked", "reference"]
+Backend = Literal["fused", "loop", "chunked", "reference"]
 
 
 def scan_reference(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
@@ -124,10 +130,63 @@ def linear_scan(
         raise ValueError(
             f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
         )
-    if backend == "loop":
+    if backend in ("loop", "fused"):  # "fused" only differs for RNN-LIN gates (lin_rnn)
         return _LinearScan.apply(a, b, h0)
     if backend == "chunked":
         return scan_chunked(a, b, h0)
     if backend == "reference":
         return scan_reference(a, b, h0)
     raise ValueError(f"unknown scan backend {backend!r}; use 'loop', 'chunked' or 'reference'")
+
+
+class _FusedLinRNN(torch.autograd.Function):
+    """``h_t = f_t h_{t-1} + (1 - f_t) c_t`` with ``f = sigmoid(zf)``, ``c = SiLU(zc)``, ``h_0 = 0``;
+    gates evaluated step by step; saves only ``zf, zc, h``."""
+
+    @staticmethod
+    def forward(ctx, zf: Tensor, zc: Tensor) -> Tensor:  # type: ignore[override]
+        zf, zc = zf.contiguous(), zc.contiguous()
+        h = torch.empty_like(zf)
+        tmp = torch.empty_like(zf[0])
+        for t in range(zf.shape[0]):
+            f, c = torch.sigmoid(zf[t]), F.silu(zc[t])
+            if t == 0:
+                torch.addcmul(c, f, c, value=-1, out=h[0])  # (1 - f) c
+            else:  # c + f (h_{t-1} - c)
+                torch.sub(h[t - 1], c, out=tmp)
+                torch.addcmul(c, f, tmp, out=h[t])
+        ctx.save_for_backward(zf, zc, h)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h: Tensor):  # type: ignore[override]
+        zf, zc, h = ctx.saved_tensors
+        grad_h = grad_h.contiguous()
+        dzf, dzc = torch.empty_like(zf), torch.empty_like(zc)
+        g, f_next = None, None
+        for t in range(zf.shape[0] - 1, -1, -1):
+            # g_t = dL/dh_t (direct) + f_{t+1} g_{t+1}
+            g = grad_h[t].clone() if g is None else torch.addcmul(grad_h[t], f_next, g)
+            f, sc = torch.sigmoid(zf[t]), torch.sigmoid(zc[t])
+            one_minus_f = 1 - f
+            c = zc[t] * sc
+            diff = h[t - 1] - c if t > 0 else -c
+            # dh_t/dzf = (h_{t-1} - c) f (1 - f);  dh_t/dzc = (1 - f) SiLU'(zc)
+            torch.mul(g * diff, f * one_minus_f, out=dzf[t])
+            silu_grad = sc * (1 + zc[t] * (1 - sc))
+            torch.mul(g * one_minus_f, silu_grad, out=dzc[t])
+            f_next = f
+        return dzf, dzc
+
+
+def lin_rnn_fused(zf: Tensor, zc: Tensor) -> Tensor:
+    """RNN-LIN hidden states from gate pre-activations ``zf, zc [t, ...]``: ``h [t, ...]``.
+
+    Same result as ``linear_scan(sigmoid(zf), (1 - sigmoid(zf)) * SiLU(zc))`` with ``h_0 = 0``.
+    """
+    if zf.shape != zc.shape:
+        raise ValueError(
+            f"zf and zc must have the same shape, got {tuple(zf.shape)}, {tuple(zc.shape)}"
+        )
+    return _FusedLinRNN.apply(zf, zc)
