@@ -25,8 +25,6 @@ import numpy as np
 
 from deepalpha.errors import DataError
 
-PRICE_FIELDS = ("open", "high", "low", "close", "factor")
-
 
 def bin_path(root: str | Path, code: str, name: str) -> str:
     """Path of one ``.bin``: ``<root>/prices/features/<code lower>/<name>.day.bin`` (a string:
@@ -146,6 +144,24 @@ def check_unique(values: np.ndarray, *, file: str | Path, what: str = "code") ->
     return out
 
 
+def csi800_mismatch_dates(
+    spells: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], dates: np.ndarray
+) -> np.ndarray:
+    """Month-end trading days where the csi800 members differ from csi300 + csi500."""
+    from deepalpha.data.universe import members_on
+
+    d = np.asarray(dates, dtype="datetime64[D]")
+    month = d.astype("datetime64[M]")
+    ends = d[np.append(month[1:] != month[:-1], True)]
+    bad = []
+    for t in ends:
+        a = members_on(*spells["csi800"], t)
+        b = np.union1d(members_on(*spells["csi300"], t), members_on(*spells["csi500"], t))
+        if len(a) != len(b) or (a != b).any():
+            bad.append(t)
+    return np.array(bad, dtype="datetime64[D]")
+
+
 @dataclass
 class Report:
     """Result of `validate_cn`: ``problems`` fail validation, ``notes`` do not."""
@@ -192,6 +208,7 @@ def validate_cn(path: str | Path) -> Report:
         if nmiss:
             rep.notes.append(f"{nmiss} missing bar(s) (every field NaN) inside price histories")
         rep.notes.append(f"{len(dates)} dates {dates[0]}..{dates[-1]}, {len(assets)} stocks")
+    spells: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for u, fname in cn.UNIVERSE_FILES.items():
         p = root / "index_membership" / fname
         if not p.is_file():
@@ -202,10 +219,18 @@ def validate_cn(path: str | Path) -> Report:
         if skipped:
             rep.notes.append(f"{p.name}: {len(skipped)} row(s) with unknown codes {set(skipped)}")
         if sp is not None:
+            spells[u] = sp
             codes, s, e = sp
             key = np.char.add(np.char.add(codes, s.astype(str)), e.astype(str))
             for d in check_unique(key, file=p, what="code"):
                 rep.problems.append(DataError("duplicate membership row", file=p, code=d.code[:8]))
+    if all(k in spells for k in ("csi300", "csi500", "csi800")) and dates is not None:
+        bad = csi800_mismatch_dates(spells, dates)
+        if len(bad):
+            rep.notes.append(
+                f"csi800.txt disagrees with csi300 + csi500 on {len(bad)} month-end date(s) "
+                f"({bad[0]}..{bad[-1]}); the loader uses the union"
+            )
     for name in cn.FUNDAMENTAL_FILES:
         p = root / "fundamentals" / f"{name}.csv"
         _collect(rep, lambda p=p: fundamentals.read_wide_csv(p))
