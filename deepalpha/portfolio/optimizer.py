@@ -27,7 +27,11 @@ against 0.12 / 0.2 s to build *and* solve with constants (``benchmarks/bench_por
 
 Infeasibility: when the problem is infeasible the optimiser relaxes, in order, the turnover
 limit (x2, x4, off), then the TE limit (x1.5, x2, x4, off), then the industry/style bounds
-(x2, x4, off), then the index-member share, and records each step in ``OptimResult.relaxed``. If nothing works the previous
+(x2, x4, off), then the index-member share, until a solve succeeds. It then tightens the
+dimensions relaxed before that last step again (TE, factor bounds, index share, then turnover), keeping the tightest level
+that stays feasible -- so an infeasibility caused by, say, frozen positions breaking the index
+share does not leave the TE switched off. ``OptimResult.relaxed`` records the final level of
+each relaxed dimension (e.g. ``["turnover x2"]``). If nothing works the previous
 weights are kept (``status = "failed"``).
 """
 
@@ -369,33 +373,66 @@ def optimize(
     P = _Problem(
         z, w_bench, w_prev, X, _matrix_sqrt(F), delta, lo, hi, in_index, cfg.min_index_weight
     )
-    steps = _relaxation_steps(cfg, base_tau)
-    relaxed: list[str] = []
+    # relaxation ladders, one per dimension: (label, value); level 0 = the configured limit
+    ladders = _relaxation_ladders(cfg, base_tau)
+    level = dict.fromkeys(ladders, 0)
     attempts = 0
-    for label, tau, te, bscale in steps:
-        if label is not None:
-            relaxed.append(label)
+
+    def attempt() -> bool:
+        nonlocal attempts
+        tau = ladders["turnover"][level["turnover"]][1]
+        te = ladders["te"][level["te"]][1]
         P.tau2.value = 2.0 * tau if np.isfinite(tau) else 4.0  # ‖w − w_prev‖₁ ≤ 2 always
         P.te.value = te / np.sqrt(H) if np.isfinite(te) else 1e3
-        P.ybound.value = _factor_bounds(factor_kind, cfg, bscale)
-        P.min_member.value = 0.0 if "index share off" in relaxed else cfg.min_index_weight
+        P.ybound.value = _factor_bounds(factor_kind, cfg, ladders["bounds"][level["bounds"]][1])
+        P.min_member.value = ladders["share"][level["share"]][1]
         attempts += 1
         status = P.solve(cfg.solver_tol)
-        if status in ("optimal", "optimal_inaccurate") and P.w.value is not None:
-            w = np.clip(np.asarray(P.w.value, np.float64), lo, hi)  # snap 1e-9 round-off
-            return OptimResult(
-                weights=w,
-                status="optimal" if not relaxed else "relaxed",
-                relaxed=relaxed,
-                ex_ante_te=ex_ante_te(w, w_bench, X, F, delta, H),
-                te_limit=te,
-                turnover_limit=tau,
-                turnover=0.5 * float(np.abs(w - w_prev).sum()),
-                objective=float(alpha[fin] @ w[fin]),
-                solve_time=time.perf_counter() - t0,
-                attempts=attempts,
-                bound_scale=bscale,
-            )
+        return status in ("optimal", "optimal_inaccurate") and P.w.value is not None
+
+    # pass 1: walk up the ladders in order (turnover, then TE, then factor bounds, then share)
+    ok = attempt()
+    for dim in ladders:
+        while not ok and level[dim] + 1 < len(ladders[dim]):
+            level[dim] += 1
+            ok = attempt()
+        if ok:
+            break
+    if ok and any(level.values()):
+        # pass 2: the last step made it feasible; tighten the dimensions relaxed before it
+        # again, most important first (TE, factor bounds, index share, then turnover), keeping the tightest that works
+        w_ok = np.asarray(P.w.value, np.float64)
+        last = last_relaxed(level)
+        for dim in ("te", "bounds", "share", "turnover"):
+            if dim == last or level[dim] == 0:
+                continue
+            top = level[dim]
+            for lv in range(top):
+                level[dim] = lv
+                if attempt():
+                    w_ok = np.asarray(P.w.value, np.float64)
+                    break
+            else:
+                level[dim] = top
+        # w_ok solved the final levels: every later attempt failed and was reverted
+        P.w.value = w_ok
+    if ok:
+        w = np.clip(np.asarray(P.w.value, np.float64), lo, hi)  # snap 1e-9 round-off
+        relaxed = [ladders[d][level[d]][0] for d in ladders if level[d] > 0]
+        return OptimResult(
+            weights=w,
+            status="optimal" if not relaxed else "relaxed",
+            relaxed=relaxed,
+            ex_ante_te=ex_ante_te(w, w_bench, X, F, delta, H),
+            te_limit=ladders["te"][level["te"]][1],
+            turnover_limit=ladders["turnover"][level["turnover"]][1],
+            turnover=0.5 * float(np.abs(w - w_prev).sum()),
+            objective=float(alpha[fin] @ w[fin]),
+            solve_time=time.perf_counter() - t0,
+            attempts=attempts,
+            bound_scale=ladders["bounds"][level["bounds"]][1],
+        )
+    relaxed = [ladders[d][level[d]][0] for d in ladders if level[d] > 0]
     w = w_prev / w_prev.sum() if not first_build else w_bench / max(w_bench.sum(), 1e-12)
     return OptimResult(
         weights=w,
@@ -440,23 +477,34 @@ def _factor_bounds(kind: np.ndarray, cfg: OptimizerConfig, scale: float) -> np.n
     return yb
 
 
-def _relaxation_steps(
+def _relaxation_ladders(
     cfg: OptimizerConfig, base_tau: float
-) -> list[tuple[str | None, float, float, float]]:
-    """``(label, one-sided turnover limit, annual TE limit, factor-bound scale)`` in order."""
-    steps: list[tuple[str | None, float, float, float]] = [(None, base_tau, cfg.te, 1.0)]
-    tau = base_tau
+) -> dict[str, list[tuple[str, float]]]:
+    """Per dimension, in relaxation order: ``[(label, value), ...]``, level 0 = configured.
+
+    turnover: one-sided limit; te: annual TE; bounds: factor-bound scale; share: minimum
+    index-member weight."""
+    lad: dict[str, list[tuple[str, float]]] = {"turnover": [("", base_tau)]}
     if np.isfinite(base_tau):
-        steps += [(f"turnover x{f:g}", base_tau * f, cfg.te, 1.0) for f in cfg.relax_turnover]
-        steps.append(("turnover off", np.inf, cfg.te, 1.0))
-        tau = np.inf
-    steps += [(f"te x{f:g}", tau, cfg.te * f, 1.0) for f in cfg.relax_te]
-    steps.append(("te off", tau, np.inf, 1.0))
+        lad["turnover"] += [(f"turnover x{f:g}", base_tau * f) for f in cfg.relax_turnover]
+        lad["turnover"].append(("turnover off", np.inf))
+    lad["te"] = [("", cfg.te)] + [(f"te x{f:g}", cfg.te * f) for f in cfg.relax_te]
+    lad["te"].append(("te off", np.inf))
+    lad["bounds"] = [("", 1.0)]
     if cfg.industry_bound is not None or cfg.style_bound is not None:
-        steps += [(f"factor bounds x{f:g}", tau, np.inf, f) for f in cfg.relax_bounds]
-        steps.append(("factor bounds off", tau, np.inf, np.inf))
-    steps.append(("index share off", tau, np.inf, np.inf))
-    return steps
+        lad["bounds"] += [(f"factor bounds x{f:g}", f) for f in cfg.relax_bounds]
+        lad["bounds"].append(("factor bounds off", np.inf))
+    lad["share"] = [("", cfg.min_index_weight), ("index share off", 0.0)]
+    return lad
+
+
+def last_relaxed(level: dict[str, int]) -> str | None:
+    """The last dimension (in ladder order) that is relaxed."""
+    out = None
+    for d, lv in level.items():
+        if lv > 0:
+            out = d
+    return out
 
 
 def infer_factor_kind(X: np.ndarray) -> np.ndarray:
