@@ -15,7 +15,13 @@ from deepalpha.risk.factor_tools import (
     residual_labels,
 )
 from deepalpha.risk.industries import GROUP_KEYS
-from deepalpha.risk.model import RiskConfig, RiskModel, build_risk_model, month_end_rows
+from deepalpha.risk.model import (
+    RiskConfig,
+    RiskModel,
+    build_risk_model,
+    listed_age,
+    month_end_rows,
+)
 from deepalpha.risk.regression import design_chunk, regress
 
 FIELDS = ("close", "volume", "mktcap", "shares", "pb", "pe", "dv_ratio", "ebit",
@@ -264,3 +270,15 @@ def test_planted_factor_returns_recovered():
         assert np.corrcoef(res.factor_returns[:, 1 + P + k], f[:, 1 + P + k])[0, 1] >= 0.95
     np.testing.assert_allclose(res.factor_returns[:, 0], f[:, 0], atol=2e-3)
     assert np.std(res.specific_returns) / np.std(u) == pytest.approx(1.0, abs=0.02)
+
+
+def test_listed_age_counts_days_before_the_panel():
+    dates = np.busday_offset("2020-01-01", np.arange(10), roll="forward").astype("datetime64[D]")
+    listed = np.ones((10, 3), dtype=bool)
+    listed[:4, 2] = False
+    ld = np.array(["2019-12-25", "NaT", dates[4]], dtype="datetime64[D]")
+    age = listed_age(listed, dates, ld)
+    before = np.busday_count(np.datetime64("2019-12-25"), dates[0])
+    assert age[:, 0].tolist() == list(range(1 + before, 11 + before))
+    assert age[:, 1].tolist() == list(range(1, 11))  # unknown: counted from the panel
+    assert age[:, 2].tolist() == [0, 0, 0, 0, 1, 2, 3, 4, 5, 6]

@@ -242,14 +242,17 @@ def month_end_rows(dates: np.ndarray) -> np.ndarray:
 
 def listed_age(listed: np.ndarray, dates: np.ndarray, list_dates: np.ndarray | None) -> np.ndarray:
     """Trading days since listing ``int32[T, N]`` (from `list_dates` where known, else from the
-    first listed day in the panel)."""
+    first listed day in the panel). Days before the panel's first date are counted as weekdays
+    (``np.busday_count``), a slight over-count of trading days that only matters for stocks
+    listed less than about a year before the panel starts."""
     age = np.cumsum(listed, axis=0, dtype=np.int32)
-    if list_dates is not None:
+    if list_dates is not None and len(dates):
         ld = np.asarray(list_dates, dtype="datetime64[D]")
         known = ~np.isnat(ld)
         first = np.searchsorted(dates, ld[known])  # row of the listing day (0 if before)
+        before = np.maximum(np.busday_count(ld[known], dates[0]), 0)
         rows = np.arange(len(dates))[:, None]
-        age_k = (rows - first[None, :] + 1).astype(np.int32)
+        age_k = (rows - first[None, :] + 1 + before[None, :]).astype(np.int32)
         age[:, known] = np.where(listed[:, known], age_k, 0)
     return age
 
