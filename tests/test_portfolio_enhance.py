@@ -226,3 +226,32 @@ def test_simple_risk_wls_matches_dense_lstsq():
     np.testing.assert_allclose(f, ref, atol=1e-10)
     np.testing.assert_allclose(u[ok], (r - X @ ref)[ok], atol=1e-6)
     assert np.isnan(u[7])
+
+
+def test_vwap_execution_needs_vwap(market):
+    from deepalpha.errors import ConfigError
+
+    cfg = CFG.model_copy(update={"execution": "vwap"})
+    with pytest.raises(ConfigError, match="vwap"):
+        run(market, market["truth"], cfg)
+
+
+def test_short_vwap_run_matches_close_when_prices_agree(market):
+    m = dict(market)
+    cfg = CFG.model_copy(update={"end": m["dates"][120].astype(object)})
+    a = run(m, m["truth"], cfg)
+    b = run_enhancement(
+        m["truth"],
+        dates=m["dates"],
+        close=m["close"],
+        mktcap=m["mktcap"],
+        members=m["members"],
+        risk=m["risk"],
+        config=cfg.model_copy(update={"execution": "vwap"}),
+        suspended=m["suspended"],
+        limit_up=m["limit_up"],
+        limit_down=m["limit_down"],
+        vwap=m["close"],
+    )
+    np.testing.assert_allclose(a.backtest.nav, b.backtest.nav, rtol=1e-9)
+    assert a.metrics["rebalances"] < 25  # the end date cut the rebalances

@@ -159,26 +159,27 @@ def register(app: typer.Typer) -> None:
         ):
             if k in m:
                 tab.add_row(k, _fmt(k, m[k]))
-        Console().print(tab)
-        yt = Table(title="per year")
-        cols = [
-            "year",
-            "period_return",
-            "bench_period_return",
-            "excess_period_return",
-            "tracking_error",
-            "information_ratio",
-            "excess_max_drawdown",
-            "turnover_annual",
-            "cost_annual",
-            "ex_ante_te",
-        ]
-        cols = [c for c in cols if c in res.yearly.columns]
-        for c in cols:
-            yt.add_column(c.replace("_", " "), justify="right")
-        for row in res.yearly.select(cols).iter_rows(named=True):
-            yt.add_row(*[row["year"]] + [_fmt(c, row[c]) for c in cols[1:]])
-        Console().print(yt)
+        outc = Console(width=max(Console().width, 110))
+        outc.print(tab)
+        yt = Table(title="per year (returns over the year, not annualised)")
+        cols = {
+            "year": "year",
+            "period_return": "port",
+            "bench_period_return": "bench",
+            "excess_period_return": "excess",
+            "tracking_error": "TE",
+            "information_ratio": "IR",
+            "excess_max_drawdown": "ex MDD",
+            "turnover_annual": "turn/yr",
+            "cost_annual": "costs",
+            "ex_ante_te": "ex-ante TE",
+        }
+        cols = {k: v for k, v in cols.items() if k in res.yearly.columns}
+        for v in cols.values():
+            yt.add_column(v, justify="right")
+        for row in res.yearly.select(list(cols)).iter_rows(named=True):
+            yt.add_row(*[str(row["year"])] + [_fmt(c, row[c]) for c in list(cols)[1:]])
+        outc.print(yt)
         con.print(f"risk model: {res.info['risk_model']}")
         for c in res.info["caveats"]:
             con.print(f"[dim]note: {c}[/]")
