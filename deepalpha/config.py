@@ -42,8 +42,8 @@ def validate_config(data: dict[str, Any], model: type[M], *, source: str = "<con
         raise ConfigError(f"{source}: {lines}") from None
 
 
-def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
-    """Read a YAML file, apply dotted-key ``overrides`` (``{"data.path": "..."}``), validate."""
+def read_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML mapping and apply dotted-key ``overrides`` (``{"data.path": "..."}``)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -55,7 +55,12 @@ def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None
         raise ConfigError(f"{path}: the top level must be a mapping")
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
-    return validate_config(data, model, source=str(path))
+    return data
+
+
+def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
+    """Read a YAML file, apply ``overrides``, validate against ``model``."""
+    return validate_config(read_yaml(path, overrides), model, source=str(path))
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -7,8 +7,9 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from deepalpha.cli import backtest, data, demo, models, risk
+from deepalpha.cli import backtest, data, demo, models, risk, run
 from deepalpha.errors import DeepAlphaError
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.add_typer(risk.app, name="risk")
 app.add_typer(models.app, name="models")
 demo.register(app)
 backtest.register(app)
+run.register(app)
 
 err = Console(stderr=True)
 
@@ -32,7 +34,7 @@ def main() -> None:
     try:
         app()
     except DeepAlphaError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")

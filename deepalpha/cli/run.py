@@ -1,0 +1,52 @@
+"""`deepalpha run CONFIG` and `deepalpha compare RUN_DIR...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def run(
+        config: Path = typer.Argument(..., help="run config YAML (configs/*.yaml)"),
+        data: str = typer.Option(None, help="data folder in the CN layout, or 'synthetic'"),
+        out: Path = typer.Option(None, help="run directory (default runs/<name>)"),
+        executor: str = typer.Option(None, help="local | process | ray"),
+        device: str = typer.Option(None, help="auto | cpu | cuda"),
+        set_: list[str] = typer.Option(
+            None, "--set", help="override a config key: --set rolling.frequency=yearly"
+        ),
+        quiet: bool = typer.Option(False, help="no progress output"),
+    ) -> None:
+        """Run a research system end to end (resumes when re-run)."""
+        from deepalpha.workflows.run import parse_sets, run_file
+
+        run_file(
+            config, out, data=data, executor=executor, device=device, progress=not quiet,
+            sets=parse_sets(set_ or []),
+        )  # fmt: skip
+
+    @app.command()
+    def compare(
+        runs: list[Path] = typer.Argument(..., help="run directories"),
+        universe: str = typer.Option(None, help="only this universe"),
+    ) -> None:
+        """Print the headline figures of several runs side by side."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from deepalpha.workflows.results import compare_frame, fmt
+
+        df = compare_frame(runs, universe)
+        cols = ["run", "universe", "model", "ic", "rank_ic", "rank_icir", "rank_ic_win",
+                "rank_ic_t_nw", "top_ann_return", "ls_ann_return", "ls_max_dd", "top_turnover",
+                "pf_ann_return", "pf_t", "n_params"]  # fmt: skip
+        t = Table(title="comparison")
+        for c in cols:
+            t.add_column(c, justify="left" if c in ("run", "universe", "model") else "right")
+        for row in df.iter_rows(named=True):
+            t.add_row(*(str(row[c]) if c in ("run", "universe", "model") else fmt(c, row[c])
+                        for c in cols))  # fmt: skip
+        Console().print(t)

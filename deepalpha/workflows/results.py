@@ -1,0 +1,258 @@
+"""Result records of a run: what goes into ``metrics.json`` and ``series.parquet``, the terminal
+tables, and `compare` across run directories.
+
+Run directory layout (written by `deepalpha run`)::
+
+    config.yaml          the resolved config (every default filled in)
+    data.json            data summary with caveats
+    rolling/             the rolling jobs (resumable) and their predictions.parquet
+    signals/<key>.parquet  final per-model signal (date, asset, score)
+    metrics.json         {"system", "name", "data", "models": {key: {...}}, "wall_seconds"}
+    series.parquet       long per-date series: key, universe, date, metric, value
+    run.log              one line per stage
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from deepalpha.data.predictions import dense_to_long, write_predictions
+from deepalpha.evaluate.summary import SUMMARY_COLUMNS, summary_row
+from deepalpha.train.rolling import ModelSpec
+from deepalpha.train.trainer import make_model
+
+
+@dataclass
+class SignalResult:
+    """One evaluated signal (a model's final prediction, or the oracle)."""
+
+    key: str
+    dates: np.ndarray
+    evaluation: dict[str, Any]  # evaluate_signal output: {universe: result}
+    n_params: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    first_row: int = 0
+    signal: np.ndarray | None = None  # float[T', N] the evaluated scores on `dates`
+    assets: np.ndarray | None = None
+
+
+def predictions_by(preds: pl.DataFrame, model: str, window: int | None = None) -> pl.DataFrame:
+    """One model's (and window's) predictions, averaged over seeds: date, asset, score."""
+    f = pl.col("model") == model
+    if window is not None:
+        f = f & (pl.col("window") == window)
+    return (
+        preds.filter(f)
+        .group_by(["date", "asset"])
+        .agg(pl.col("score").cast(pl.Float64).mean())
+        .sort(["date", "asset"])
+    )
+
+
+def model_params(spec: ModelSpec, n_features: int) -> int:
+    """Parameter count of a model spec at ``n_features`` inputs."""
+    m = make_model(spec.name, n_features, **spec.kwargs)
+    return int(sum(p.numel() for p in m.parameters()))
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: arrays to lists, NaN/inf to None, drop per-date series."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items() if not _is_series(v)}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [_clean(v) for v in x.tolist()]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _is_series(v: Any) -> bool:
+    return isinstance(v, np.ndarray) and v.ndim >= 1 and v.size > 64
+
+
+def result_record(r: SignalResult) -> dict[str, Any]:
+    """The JSON record of one signal: headline rows per universe + full (series-free) detail."""
+    return {
+        "n_params": r.n_params,
+        "first_date": str(r.dates[0]) if len(r.dates) else None,
+        "last_date": str(r.dates[-1]) if len(r.dates) else None,
+        "summary": {u: _clean(summary_row(e)) for u, e in r.evaluation.items()},
+        "detail": {u: _clean(e) for u, e in r.evaluation.items()},
+        **{k: _clean(v) for k, v in r.extra.items() if not _is_series(v)},
+    }
+
+
+def series_frame(results: Sequence[SignalResult]) -> pl.DataFrame:
+    """Per-date series of every result in long form (key, universe, date, metric, value)."""
+    frames = []
+    for r in results:
+        d = np.asarray(r.dates, dtype="datetime64[D]")
+        cols: list[tuple[str, str, np.ndarray]] = []
+        for u, e in r.evaluation.items():
+            cols += [(u, "ic", e.get("ic_series")), (u, "rank_ic", e.get("rank_ic_series"))]
+            g = e.get("groups", {})
+            if "returns" in g:
+                gr = np.asarray(g["returns"])
+                cols += [(u, f"group_{k}", gr[:, k]) for k in range(gr.shape[1])]
+                cols.append((u, "long_short", np.asarray(g["long_short_returns"])))
+        for k, v in r.extra.items():
+            if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == len(d):
+                cols.append(("-", k, v))
+        for u, metric, v in cols:
+            if v is None or len(v) != len(d):
+                continue
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "key": r.key,
+                        "universe": u,
+                        "date": d,
+                        "metric": metric,
+                        "value": np.asarray(v, dtype=np.float64),
+                    }
+                )
+            )
+    if not frames:
+        return pl.DataFrame(
+            schema={"key": pl.Utf8, "universe": pl.Utf8, "date": pl.Date, "metric": pl.Utf8,
+                    "value": pl.Float64}
+        )  # fmt: skip
+    return pl.concat(frames)
+
+
+def signal_file(key: str) -> str:
+    """File stem of a signal key (``mlp/equal`` -> ``mlp__equal``)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in key.replace("/", "__"))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_results(run_dir: Path, header: dict[str, Any], results: Sequence[SignalResult]) -> dict:
+    """Write ``metrics.json`` and ``series.parquet``; returns the metrics dict."""
+    metrics = {**header, "models": {r.key: result_record(r) for r in results}}
+    sig_dir = run_dir / "signals"
+    sig_dir.mkdir(exist_ok=True)
+    for r in results:
+        if r.signal is not None and r.assets is not None:
+            df = dense_to_long(r.signal, r.dates, r.assets)
+            write_predictions(df, sig_dir / f"{signal_file(r.key)}.parquet")
+    _atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1, default=str))
+    tmp = run_dir / f".series.parquet.tmp-{os.getpid()}"
+    series_frame(results).write_parquet(tmp)
+    os.replace(tmp, run_dir / "series.parquet")
+    return metrics
+
+
+# ------------------------------------------------------------------------------ tables
+PCT = {"top_ann_return", "top_max_dd", "ls_ann_return", "ls_vol", "ls_max_dd", "rank_ic_win",
+       "top_turnover", "pf_ann_return", "pf_cum_return"}  # fmt: skip
+IC3 = {"ic", "rank_ic"}
+
+
+def fmt(key: str, v: Any) -> str:
+    """Format one figure: percent for returns, 3 decimals for IC, 2 otherwise."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if key in ("n_params", "n_dates"):
+        return f"{int(v):,}"
+    if key in PCT:
+        return f"{100 * v:.1f}%"
+    if key in IC3:
+        return f"{v:.3f}"
+    return f"{v:.2f}"
+
+
+#: Columns of the System A table (key, header).
+A_COLUMNS = (
+    ("ic", "IC"), ("rank_ic", "RankIC"), ("icir", "ICIR"), ("rank_ic_t_nw", "t (NW)"),
+    ("pf_ann_return", "PureF ann."), ("pf_t", "PureF t"), ("top_ann_return", "Top ann."),
+    ("ls_ann_return", "L-S ann."), ("ls_max_dd", "L-S MDD"), ("top_turnover", "Top TO"),
+    ("n_params", "params"),
+)  # fmt: skip
+#: Columns of the System B table.
+B_COLUMNS = (
+    ("rank_ic", "RankIC"), ("rank_icir", "RankICIR"), ("rank_icir_ann", "RankICIR ann."),
+    ("rank_ic_win", "IC>0"), ("ic", "IC"), ("top_ann_return", "Top ann."),
+    ("ls_ann_return", "L-S ann."), ("top_turnover", "Top TO"), ("n_params", "params"),
+)  # fmt: skip
+
+
+def table_rows(metrics: dict[str, Any], universe: str) -> list[dict[str, Any]]:
+    """Flat rows (one per model) for one universe, including pure-factor figures."""
+    rows = []
+    for key, rec in metrics["models"].items():
+        s = rec["summary"].get(universe)
+        if s is None:
+            continue
+        pf = rec.get("pure_factor") or {}
+        rows.append(
+            {
+                "model": key,
+                **s,
+                "n_params": rec.get("n_params"),
+                "pf_ann_return": pf.get("annual_return"),
+                "pf_cum_return": pf.get("cumulative_return"),
+                "pf_t": pf.get("t_stat"),
+            }
+        )
+    return rows
+
+
+def render_table(metrics: dict[str, Any], universe: str, title: str | None = None):
+    """A rich Table of every model of a run for one universe."""
+    from rich.table import Table
+
+    cols = A_COLUMNS if metrics.get("system") == "barra_ml" else B_COLUMNS
+    t = Table(title=title or f"{metrics.get('name', '')} — {universe}", title_justify="left")
+    t.add_column("model", style="bold")
+    for _, h in cols:
+        t.add_column(h, justify="right")
+    for row in table_rows(metrics, universe):
+        t.add_row(row["model"], *(fmt(k, row.get(k)) for k, _ in cols))
+    return t
+
+
+def universes_of(metrics: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for rec in metrics["models"].values():
+        out += [u for u in rec["summary"] if u not in out]
+    return out
+
+
+def load_metrics(run_dir: str | Path) -> dict[str, Any]:
+    from deepalpha.errors import DataError
+
+    f = Path(run_dir) / "metrics.json"
+    if not f.is_file():
+        raise DataError("not a finished run directory (no metrics.json)", file=f)
+    return json.loads(f.read_text())
+
+
+def compare_frame(run_dirs: Sequence[str | Path], universe: str | None = None) -> pl.DataFrame:
+    """Side-by-side rows (run, universe, model, headline figures) of several runs."""
+    rows = []
+    for d in run_dirs:
+        m = load_metrics(d)
+        for u in [universe] if universe else universes_of(m):
+            for r in table_rows(m, u):
+                rows.append({"run": Path(d).name, "universe": u, **r})
+    keys = ["run", "universe", "model"] + [k for k, _, _ in SUMMARY_COLUMNS]
+    keys += ["n_params", "pf_ann_return", "pf_t"]
+    return pl.DataFrame([{k: r.get(k) for k in keys} for r in rows], strict=False)
