@@ -17,3 +17,18 @@ def cn_path() -> Path:
     if not (CN_PATH / "prices" / "calendars" / "day.txt").is_file():
         pytest.skip(f"real CN data not found at {CN_PATH} (set DEEPALPHA_CN_DATA)")
     return CN_PATH
+
+
+@pytest.fixture(scope="session")
+def demo_runs(tmp_path_factory) -> dict[str, Path]:
+    """The quick (CI-sized) demo, run once per session: ``{"market", "demo_barra",
+    "demo_decompgrn"}`` -> paths of the synthetic market and the two run directories."""
+    from deepalpha.workflows.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    run_demo(out, quick=True, progress=False)
+    return {
+        "market": out / "market",
+        "demo_barra": out / "demo_barra",
+        "demo_decompgrn": out / "demo_decompgrn",
+    }
