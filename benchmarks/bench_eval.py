@@ -66,6 +66,16 @@ def ffill(x: np.ndarray) -> np.ndarray:
 
 
 def ours(close: np.ndarray, periods: list[int], n_groups: int) -> dict:
+    """Our side, from dense prices; ``out["cpu"]`` holds the CPU seconds of each step."""
+    cpu: dict[str, float] = {}
+    c = time.process_time()
+
+    def lap(name: str) -> None:
+        nonlocal c
+        now = time.process_time()
+        cpu[name] = cpu.get(name, 0.0) + now - c
+        c = now
+
     p = ffill(close.astype(np.float64))
     T = p.shape[0]
     fac = np.full_like(p, np.nan)
@@ -79,13 +89,18 @@ def ours(close: np.ndarray, periods: list[int], n_groups: int) -> dict:
     mask = np.isfinite(fac) & np.isfinite(close)
     for lab in labels.values():
         mask &= np.isfinite(lab)
+    lap("factor+forward returns")
     groups = quantile_groups(fac, mask, n_groups)
-    out = {"factor": fac, "labels": labels, "mask": mask, "groups": groups}
+    lap("quantile_groups")
+    out = {"factor": fac, "labels": labels, "mask": mask, "groups": groups, "cpu": cpu}
     ric = rank_ic_many(fac, list(labels.values()), mask)  # ranks the factor once per date
+    lap("rank_ic_many")
     for k, (h, lab) in enumerate(labels.items()):
         out[f"rank_ic_{h}"] = ric[k]
         out[f"ic_{h}"] = ic(fac, lab, mask)
+        lap("ic (Pearson)")
         out[f"qmean_{h}"] = group_mean(groups, np.where(mask, lab, np.nan), n_groups)
+        lap("group_mean")
     return out
 
 
@@ -162,6 +177,12 @@ def main() -> None:
         f"periods {a.periods}, {a.groups} groups"
     )
 
+    print(
+        "  ours by step (CPU s, last run): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in res["cpu"].items())
+    )
+    c_same = c_ours - res["cpu"]["ic (Pearson)"]
+
     T = close.shape[0]
     t0_idx = 0 if a.al_dates <= 0 else max(0, T - a.al_dates)
     fd, icdf, mr, t_al, t_clean, c_al = alphalens_run(
@@ -186,6 +207,10 @@ def main() -> None:
     print(
         f"full panel, CPU:  alphalens {c_al * scale:.1f}s  ours {c_ours:.2f}s  "
         f"speed-up {c_al * scale / c_ours:.1f}x  (CPU time is the fairer figure under load)"
+    )
+    print(
+        f"same work as alphalens (no Pearson IC), CPU: ours {c_same:.2f}s  speed-up "
+        f"{c_al * scale / c_same:.1f}x"
     )
 
     # ---- same numbers?

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepalpha.errors import DataError
-from deepalpha.evaluate.ic import argsort_rows
+from deepalpha.evaluate.ic import argsort_rows, flat_rows
 
 BLOCK = 256
 
@@ -72,7 +72,7 @@ def _groups_rows(x: np.ndarray, seg: np.ndarray | None, n_groups: int, n_seg: in
         label += s > edge[seg_of]
     lab = np.where(flat_sg < n_seg, label, -1).astype(np.int8).reshape(B, N)
     out = np.empty((B, N), dtype=np.int8)
-    np.put_along_axis(out, order, lab, axis=1)
+    np.put(out, flat_rows(order), lab)
     return out
 
 

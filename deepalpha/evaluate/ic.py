@@ -67,6 +67,12 @@ def _pearson_rows(x: np.ndarray, y: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.clip(r, -1.0, 1.0)
 
 
+def flat_rows(order: np.ndarray) -> np.ndarray:
+    """Row-wise column indices ``int64[B, N]`` -> flat indices into a C-contiguous ``[B, N]``."""
+    B, N = order.shape
+    return (order + np.arange(0, B * N, N, dtype=np.int64)[:, None]).ravel()
+
+
 _SIGN = np.uint64(1 << 63)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -99,7 +105,7 @@ def argsort_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     key.sort(axis=1)
     key &= low
     order = key.view(np.int64)
-    s = np.take_along_axis(x, order, axis=1)
+    s = x.ravel().take(flat_rows(order)).reshape(x.shape)  # ~2x faster than take_along_axis
     with np.errstate(invalid="ignore"):
         if (s[:, 1:] < s[:, :-1]).any():  # values closer than the packed precision
             order = np.argsort(x, axis=1)
@@ -121,7 +127,7 @@ def _ranks(x: np.ndarray, v: np.ndarray, fill: float) -> np.ndarray:
         lens = np.diff(heads, append=f.size)
         avg = np.repeat(heads % N + (lens + 1) * 0.5, lens).reshape(B, N)
     out = np.empty((B, N), dtype=np.float64)
-    np.put_along_axis(out, order, avg, axis=1)
+    np.put(out, flat_rows(order), avg)
     np.putmask(out, ~v, fill)
     return out
 
