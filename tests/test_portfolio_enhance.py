@@ -255,3 +255,23 @@ def test_short_vwap_run_matches_close_when_prices_agree(market):
     )
     np.testing.assert_allclose(a.backtest.nav, b.backtest.nav, rtol=1e-9)
     assert a.metrics["rebalances"] < 25  # the end date cut the rebalances
+
+
+def test_model_risk_skips_nan_covariances(market):
+    class FakeModel:
+        periods_per_year = 252
+        n_industries = 5
+
+    rk = market["risk"]
+    fm = FakeModel()
+    fm.dates, fm.assets = rk.dates, np.array([f"SZ{i:06d}" for i in range(rk.styles.shape[1])])
+    fm.styles = rk.styles
+    fm.industry_ids = np.repeat(market["ind"][None], rk.dates.size, 0)
+    fm.cov_dates = rk.dates[rk.cov_idx]
+    fm.factor_cov = rk.factor_cov.copy()
+    fm.factor_cov[:2] = np.nan  # no history yet
+    fm.specific_var = rk.specific_var
+    mr = ModelRisk(fm, rk.dates, fm.assets)
+    assert mr.first_date() == rk.dates[rk.cov_idx[2]]
+    _, F, _, _ = mr.inputs(int(rk.cov_idx[3]) + 1, np.arange(5))
+    np.testing.assert_allclose(F, rk.factor_cov[3])

@@ -172,7 +172,8 @@ class ModelRisk:
     """Adapter for `deepalpha.risk.model.RiskModel` (duck-typed: ``dates, assets, styles,
     industry_ids, n_industries, cov_dates, factor_cov, specific_var, periods_per_year``),
     aligned to a panel's dates and assets. Exposures come from the model row of the last model
-    date ``<= t``, the covariance from the last covariance date ``<= t``."""
+    date ``<= t``, the covariance from the last covariance date ``<= t`` with a finite forecast
+    (the first ones lack history)."""
 
     def __init__(self, model: Any, dates: np.ndarray, assets: np.ndarray) -> None:
         self.model = model
@@ -180,7 +181,13 @@ class ModelRisk:
         mdates = np.asarray(model.dates, "datetime64[D]")
         self.dates = np.asarray(dates, "datetime64[D]")
         self.row = np.searchsorted(mdates, self.dates, side="right") - 1
-        self.cov_dates = np.asarray(model.cov_dates, "datetime64[D]")
+        # covariance dates with a finite forecast (early ones lack history and are NaN)
+        fc = np.asarray(model.factor_cov)
+        ok = np.isfinite(fc.reshape(fc.shape[0], -1)).all(axis=1)
+        if not ok.any():
+            raise DataError("the risk model has no finite factor covariance")
+        self.cov_rows = np.nonzero(ok)[0]
+        self.cov_dates = np.asarray(model.cov_dates, "datetime64[D]")[self.cov_rows]
         pos = {a: i for i, a in enumerate(np.asarray(model.assets).astype(str).tolist())}
         self.col = np.array([pos.get(a, -1) for a in np.asarray(assets).astype(str)], np.int64)
         if (self.col < 0).all():
@@ -194,10 +201,11 @@ class ModelRisk:
     def inputs(self, t: int, idx: np.ndarray) -> tuple[np.ndarray, ...]:
         m = self.model
         date = self.dates[t]
-        d = int(np.searchsorted(self.cov_dates, date, side="right")) - 1
+        j = int(np.searchsorted(self.cov_dates, date, side="right")) - 1
         row = int(self.row[t])
-        if d < 0 or row < 0:
+        if j < 0 or row < 0:
             raise DataError("the risk model has no forecast for this date", date=date)
+        d = int(self.cov_rows[j])
         cols = self.col[idx]
         ok = cols >= 0
         n = idx.shape[0]
