@@ -92,7 +92,7 @@ class OptimResult:
     Attributes
     ----------
     weights : float64[N]
-        Target weights (sum 1, non-negative).
+        Target weights (sum 1, non-negative; for ``failed``: ``w_prev`` as given).
     status : str
         ``optimal``, ``relaxed`` (solved after relaxing something) or ``failed`` (kept w_prev).
     relaxed : list[str]
@@ -400,7 +400,8 @@ def optimize(
             break
     if ok and any(level.values()):
         # pass 2: the last step made it feasible; tighten the dimensions relaxed before it
-        # again, most important first (TE, factor bounds, index share, then turnover), keeping the tightest that works
+        # again, most important first (TE, factor bounds, index share, turnover), keeping the
+        # tightest level that works
         w_ok = np.asarray(P.w.value, np.float64)
         last = last_relaxed(level)
         for dim in ("te", "bounds", "share", "turnover"):
@@ -433,7 +434,8 @@ def optimize(
             bound_scale=ladders["bounds"][level["bounds"]][1],
         )
     relaxed = [ladders[d][level[d]][0] for d in ladders if level[d] > 0]
-    w = w_prev / w_prev.sum() if not first_build else w_bench / max(w_bench.sum(), 1e-12)
+    # nothing works: keep the current holdings (the rest stays cash), or hold the benchmark
+    w = w_prev.copy() if not first_build else w_bench / max(w_bench.sum(), 1e-12)
     return OptimResult(
         weights=w,
         status="failed",
