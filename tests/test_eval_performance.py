@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepalpha.errors import DataError
+from deepalpha.errors import ConfigError, DataError
 from deepalpha.evaluate.groups import group_returns, quantile_groups
 from deepalpha.evaluate.ic import forward_returns, rank_ic
 from deepalpha.evaluate.performance import (
@@ -154,3 +154,20 @@ def test_evaluate_signal_errors():
             horizon=1,
             periods_per_year=12,
         )
+
+
+def test_implausible_return_frequency_raises():
+    s = np.zeros((5, 4))
+    with pytest.raises(ConfigError, match="252/h"):
+        evaluate_signal(s, s, None, s, horizon=10, periods_per_year=252)
+    res = evaluate_signal(
+        s,
+        s,
+        None,
+        s,
+        horizon=10,
+        periods_per_year=252,
+        return_periods_per_year=252,
+        decay_horizons=(),
+    )
+    assert res["conventions"]["return_periods_per_year"] == 252

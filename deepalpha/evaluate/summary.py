@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from deepalpha.errors import DataError
+from deepalpha.errors import ConfigError, DataError
 from deepalpha.evaluate.groups import (
     group_mean,
     group_returns,
@@ -168,6 +168,11 @@ def evaluate_signal(
         if return_periods_per_year is None
         else float(return_periods_per_year)
     )
+    if return_periods_per_year is None and rpy > 260:
+        raise ConfigError(
+            f"periods_per_year x horizon = {rpy:g} data periods a year is implausible; for daily "
+            "signals with h-day labels pass periods_per_year=252/h (or return_periods_per_year=252)"
+        )
     reb = int(horizon if rebalance_every is None else rebalance_every)
     conventions = {
         "ic": "Pearson per date",
