@@ -160,6 +160,14 @@ def test_rebalance_days_weekly_and_monthly():
     assert len(w) == 9  # ten weeks, the last one incomplete in the data
     mth = rebalance_days(d, "monthly")
     assert [str(x) for x in d[mth]] == ["2023-01-31", "2023-02-28"]
+    # signals only on Wednesdays: the Wednesday is the week's rebalance day
+    wed = np.array([x.astype(object).weekday() == 2 for x in d])
+    w2 = rebalance_days(d, "weekly", wed)
+    assert len(w2) == 9 and all(x.astype(object).weekday() == 2 for x in d[w2])
+    # month-end-only signals with weekly frequency still rebalance at each month end
+    me = np.zeros(d.size, bool)
+    me[mth] = True
+    assert list(rebalance_days(d, "weekly", me)) == list(mth)
 
 
 def test_simple_risk_model_recovers_the_scale(market):

@@ -226,21 +226,23 @@ class ModelRisk:
 def rebalance_days(
     dates: np.ndarray, freq: str, has_signal: np.ndarray | None = None
 ) -> np.ndarray:
-    """Indices of the last trading day of each week / month (int64[R]), restricted to days with
-    a signal when ``has_signal`` (bool[T]) is given. The last date counts only if its period is
-    complete (a later date in the data starts the next period) -- never for the final date."""
+    """Signal days of the rebalances (int64[R]): in each calendar week (Monday..Sunday) or month,
+    the last trading day with a signal (``has_signal`` bool[T], default every day). The data's
+    last period counts only when it is complete (a later trading day would start a new period
+    -- unknowable on the last date, so the last period is left out)."""
     d = np.asarray(dates, "datetime64[D]")
     if freq == "weekly":
-        # numpy weeks start on Thursday (1970-01-01); shift so weeks run Monday..Sunday
+        # numpy's day 0 (1970-01-01) is a Thursday: shift so weeks run Monday..Sunday
         period = (d.astype(np.int64) + 3) // 7
     elif freq == "monthly":
         period = d.astype("datetime64[M]").astype(np.int64)
     else:
         raise ConfigError(f"freq must be 'weekly' or 'monthly', got {freq!r}")
-    last = np.r_[period[1:] != period[:-1], False]
-    if has_signal is not None:
-        last &= np.asarray(has_signal, bool)
-    return np.nonzero(last)[0]
+    ok = np.ones(d.shape, bool) if has_signal is None else np.asarray(has_signal, bool)
+    idx = np.nonzero(ok & (period < period[-1]))[0] if d.size else np.zeros(0, np.int64)
+    p = period[idx]
+    last = np.r_[p[1:] != p[:-1], True] if idx.size else np.zeros(0, bool)
+    return idx[last]
 
 
 @dataclass
