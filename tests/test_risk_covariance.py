@@ -166,3 +166,18 @@ def test_structural_model_fills_thin_histories():
     u[:200, 0] = np.nan
     g = blending_gamma(u)
     assert g[0] == 0.0 and g[1] > 0.9
+
+
+def test_column_quantile_matches_numpy():
+    from deepalpha.risk.specific import _nanquantile_cols
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((60, 5))
+    x[::3, 1] = np.nan
+    x[:, 2] = np.nan
+    x[:59, 3] = np.nan
+    n = np.isfinite(x).sum(axis=0)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        ref = np.nanquantile(x, [0.25, 0.75], axis=0)
+    for i, q in enumerate((0.25, 0.75)):
+        np.testing.assert_allclose(_nanquantile_cols(x, q, n), ref[i], equal_nan=True)

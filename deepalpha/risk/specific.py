@@ -61,6 +61,19 @@ def ts_specific_var(u: np.ndarray, halflife: float = 84, lags: int = 2) -> np.nd
     return out
 
 
+def _nanquantile_cols(x: np.ndarray, q: float, n: np.ndarray) -> np.ndarray:
+    """Linear-interpolation quantile of each column over its finite values (``np.nanquantile``
+    semantics) by one sort; ``n`` = finite count per column. NaN for empty columns."""
+    s = np.sort(x, axis=0)  # NaN sorts last
+    pos = q * np.maximum(n - 1, 0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    cols = np.arange(x.shape[1])
+    frac = pos - lo
+    out = s[lo, cols] * (1 - frac) + s[hi, cols] * frac
+    return np.where(n > 0, out, np.nan)
+
+
 def blending_gamma(u_window: np.ndarray, h_min: int = 60, h_ramp: int = 120) -> np.ndarray:
     """Structural-model blending coefficient per stock from its last rows ``u_window [H, N]``."""
     if u_window.shape[0] == 0:  # no history yet (first date): no time-series weight
@@ -69,7 +82,8 @@ def blending_gamma(u_window: np.ndarray, h_min: int = 60, h_ramp: int = 120) -> 
     h = ok.sum(axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        q1, q3 = np.nanpercentile(u_window, [25, 75], axis=0)
+        q1 = _nanquantile_cols(u_window, 0.25, h)
+        q3 = _nanquantile_cols(u_window, 0.75, h)
         s_rob = (q3 - q1) / 1.35
         s_eq = np.nanstd(u_window, axis=0)
         Z = np.abs(s_eq / s_rob - 1.0)
@@ -96,8 +110,11 @@ def structural_blend(
     out = np.where(gamma > 0, sigma_ts, np.nan)
     if fit.sum() <= X.shape[1]:
         return out
-    sw = np.sqrt(weight[fit])
-    beta, *_ = np.linalg.lstsq(X[fit] * sw[:, None], np.log(sigma_ts[fit]) * sw, rcond=None)
+    Xf = X[fit]
+    wf = weight[fit]
+    A = Xf.T @ (Xf * wf[:, None])
+    A += np.eye(A.shape[0]) * 1e-10 * np.trace(A) / A.shape[0]  # empty industries: ridge
+    beta = np.linalg.solve(A, Xf.T @ (wf * np.log(sigma_ts[fit])))
     s_str = np.where(Xok, e0 * np.exp(np.nan_to_num(X) @ beta), np.nan)
     g = np.where(np.isfinite(sigma_ts), gamma, 0.0)
     blended = g * np.nan_to_num(sigma_ts) + (1.0 - g) * s_str
