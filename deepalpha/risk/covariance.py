@@ -13,7 +13,8 @@ Steps (DESIGN section 3, USE4/CNE6 methodology):
    ``C = G_0 + sum_j w_j (G_j + G_j')``, ``G_j = sum_s lam^(d-1-s) f_s f_{s-j}' / sum lam^(...)``.
    Volatilities come from the vol-half-life matrix, correlations from the corr-half-life one.
 2. Eigenfactor risk adjustment (Menchero, Wang & Orr 2011): simulate ``M`` return histories of
-   length ``h`` from the forecast, measure the bias of each simulated eigenportfolio's variance,
+   length ``h`` (the effective number of observations of the correlation window,
+   ``(sum w)^2 / sum w^2``) from the forecast, measure the bias of each simulated eigenportfolio's variance,
    and scale the eigenvalues by ``gamma_k^2`` with ``gamma_k = a (v_k - 1) + 1`` (a = 1.2).
    Seeded; a = 0 is the identity.
 3. Volatility regime adjustment: cross-sectional bias ``B_t^2 = mean_k (f_tk / sigma_tk)^2`` of
@@ -64,11 +65,13 @@ class _EWMoments:
     def __post_init__(self) -> None:
         self.S = np.zeros((self.lags + 1, self.K, self.K))
         self.W = 0.0
+        self.W2 = 0.0
         self.hist: list[np.ndarray] = []
 
     def update(self, f: np.ndarray) -> None:
         self.S *= self.lam
         self.W = self.W * self.lam + 1.0
+        self.W2 = self.W2 * self.lam**2 + 1.0
         self.S[0] += np.outer(f, f)
         for j in range(1, self.lags + 1):
             if len(self.hist) >= j:
@@ -76,6 +79,11 @@ class _EWMoments:
         self.hist.append(f)
         if len(self.hist) > self.lags:
             self.hist.pop(0)
+
+    @property
+    def n_eff(self) -> float:
+        """Effective number of observations ``(sum w)^2 / sum w^2``."""
+        return self.W * self.W / self.W2 if self.W2 > 0 else 0.0
 
     def newey_west(self) -> np.ndarray:
         G = self.S / self.W
@@ -178,7 +186,8 @@ class CovarianceConfig:
     nw_lags: int = 2
     eigen_sims: int = 100
     eigen_scale: float = 1.2
-    eigen_obs: int | None = None  # simulated history length; default = corr half-life
+    eigen_obs: int | None = None  # simulated history length; default: the correlation
+    # window's effective number of observations (sum w)^2 / sum w^2
     vra_halflife: float | None = 21  # None: no volatility regime adjustment
     min_obs: int = 63
     seed: int = 0
@@ -221,7 +230,7 @@ def factor_covariance(
             if t < T:
                 sigma[t] = np.sqrt(np.maximum(np.diag(Cv), 0.0))
             if t in want:
-                pending[t] = (Cv, mc.newey_west(), n)
+                pending[t] = (Cv, mc.newey_west(), round(mc.n_eff))
         if t == T:
             break
         if np.isfinite(f[t]).all():
@@ -234,12 +243,12 @@ def factor_covariance(
         bias2 = np.where(ok.any(axis=1), np.where(ok, z2, 0.0).sum(axis=1) / ok.sum(axis=1), np.nan)
     lam = np.ones(T) if cfg.vra_halflife is None else vra_lambda(bias2, cfg.vra_halflife)
     out = np.full((len(cov_idx), K, K), np.nan, dtype=np.float32)
-    h = int(cfg.eigen_obs or cfg.corr_halflife)
     for i, d in enumerate(cov_idx.tolist()):
         if d in pending:
-            Cv, Cc, _ = pending.pop(d)
+            Cv, Cc, n_eff = pending.pop(d)
             C = combine_vol_corr(Cv, Cc)
             rng = np.random.default_rng([cfg.seed, d])
+            h = int(cfg.eigen_obs or max(n_eff, 2))
             C = eigen_adjust(C, n_obs=h, n_sims=cfg.eigen_sims, scale=cfg.eigen_scale, rng=rng)
             lam_d = lam[d] if d < T else lam[-1]
             out[i] = C * lam_d**2
