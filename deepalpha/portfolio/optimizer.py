@@ -23,7 +23,8 @@ block is one-hot) and only the limits the relaxation loop changes (TE, turnover,
 as cvxpy Parameters, so a relaxation step re-solves without rebuilding. We measured the
 alternative -- every array a Parameter (DPP), re-solving a cached problem for a fixed universe --
 and it is slower: compiling takes 4 s (N = 800) / 15 s (N = 1,800) and each re-solve 0.1 / 0.3 s,
-against 0.12 / 0.2 s to build *and* solve with constants (``benchmarks/bench_portfolio.py``).
+against 0.12 / 0.2 s to build *and* solve with constants (K = 47, 2 cores at low load;
+``benchmarks/bench_portfolio.py`` times the constant build).
 
 Infeasibility: when the problem is infeasible the optimiser relaxes, in order, the turnover
 limit (x2, x4, off), then the TE limit (x1.5, x2, x4, off), then the industry/style bounds
