@@ -80,7 +80,8 @@ class DecompGRN(nn.Module):
         d = group_demean(y1, group_ids)
         w, b = self.w2.weight.split([2 * hd, hd]), self.w2.bias.split([2 * hd, hd])
         u = self.u2.weight.split([hd, hd])
-        zf, zc = F.linear(y1, w[0], b[0]).chunk(2, dim=-1)
-        h = lin_rnn(zf + F.linear(d, u[0]), zc, self.backend)
+        z = F.linear(y1, w[0], b[0])  # [zf | zc] from y1
+        z[..., :hd] += F.linear(d, u[0])  # the forget gate also sees d
+        h = lin_rnn(z, self.backend)
         o_last = torch.sigmoid(F.linear(y1[-1], w[1], b[1]) + F.linear(d[-1], u[1]))
         return self.head(o_last * h[-1]).squeeze(-1)

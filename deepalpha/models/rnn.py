@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from deepalpha.models.common import RMSNorm, SwiGLU, default
-from deepalpha.models.scan import Backend, lin_rnn_fused, linear_scan
+from deepalpha.models.scan import Backend, lin_rnn_packed, linear_scan
 
 
 def time_major(x: Tensor) -> Tensor:
@@ -32,16 +32,19 @@ def time_major(x: Tensor) -> Tensor:
     return rearrange(x, "n t f -> t n f").contiguous()
 
 
-def lin_rnn(zf: Tensor, zc: Tensor, backend: Backend = "fused") -> Tensor:
-    """Hidden states of the linear RNN from gate pre-activations ``zf, zc [t, n, h]``.
+def lin_rnn(z: Tensor, backend: Backend = "fused") -> Tensor:
+    """Hidden states of the linear RNN from packed gate pre-activations ``z = [zf | zc]``
+    ``[t, n, 2h]``.
 
     ``h_t = f_t h_{t-1} + (1 - f_t) c_t`` with ``f = sigmoid(zf)``, ``c = SiLU(zc)``, ``h_0 = 0``.
-    ``backend="fused"`` evaluates the gates inside the scan loop (``lin_rnn_fused``); the others
+    ``backend="fused"`` evaluates the gates inside the scan loop (``lin_rnn_packed``); the others
     form ``a = f`` and ``b = sigmoid(-zf) * c`` (``1 - f`` without cancellation) and call
-    ``linear_scan``. Returns ``h [t, n, h]``.
+    ``linear_scan``. Computed in float32 (also under autocast). Returns ``h [t, n, h] float32``.
     """
+    z = z.float()  # the scan runs in float32 also under autocast
     if backend == "fused":
-        return lin_rnn_fused(zf, zc)
+        return lin_rnn_packed(z)
+    zf, zc = z.chunk(2, dim=-1)
     return linear_scan(torch.sigmoid(zf), torch.sigmoid(-zf) * F.silu(zc), backend=backend)
 
 
@@ -60,8 +63,7 @@ class RNNLinLayer(nn.Module):
     def forward(self, x: Tensor, last_only: bool = False) -> Tensor:
         hd = self.hidden
         w_fc, w_o = self.gates.weight.split([2 * hd, hd]), self.gates.bias.split([2 * hd, hd])
-        zf, zc = F.linear(x, w_fc[0], w_o[0]).chunk(2, dim=-1)
-        h = lin_rnn(zf, zc, self.backend)
+        h = lin_rnn(F.linear(x, w_fc[0], w_o[0]), self.backend)
         if last_only:
             return torch.sigmoid(F.linear(x[-1], w_fc[1], w_o[1])) * h[-1]
         return torch.sigmoid(F.linear(x, w_fc[1], w_o[1])) * h

@@ -140,53 +140,61 @@ def linear_scan(
 
 
 class _FusedLinRNN(torch.autograd.Function):
-    """``h_t = f_t h_{t-1} + (1 - f_t) c_t`` with ``f = sigmoid(zf)``, ``c = SiLU(zc)``, ``h_0 = 0``;
-    gates evaluated step by step; saves only ``zf, zc, h``."""
+    """``h_t = f_t h_{t-1} + (1 - f_t) c_t`` with ``f = sigmoid(zf)``, ``c = SiLU(zc)``, ``h_0 = 0``,
+    from packed pre-activations ``z = [zf | zc]`` ``[t, ..., 2h]``; gates evaluated step by step;
+    saves only ``z`` and ``h``; the gradient is written straight into one packed ``dz``."""
 
     @staticmethod
-    def forward(ctx, zf: Tensor, zc: Tensor) -> Tensor:  # type: ignore[override]
-        zf, zc = zf.contiguous(), zc.contiguous()
-        h = torch.empty_like(zf)
-        tmp = torch.empty_like(zf[0])
-        for t in range(zf.shape[0]):
-            f, c = torch.sigmoid(zf[t]), F.silu(zc[t])
+    def forward(ctx, z: Tensor) -> Tensor:  # type: ignore[override]
+        hd = z.shape[-1] // 2
+        h = z.new_empty((*z.shape[:-1], hd))
+        tmp = torch.empty_like(h[0])
+        for t in range(z.shape[0]):
+            f, c = torch.sigmoid(z[t, ..., :hd]), F.silu(z[t, ..., hd:])
             if t == 0:
                 torch.addcmul(c, f, c, value=-1, out=h[0])  # (1 - f) c
             else:  # c + f (h_{t-1} - c)
                 torch.sub(h[t - 1], c, out=tmp)
                 torch.addcmul(c, f, tmp, out=h[t])
-        ctx.save_for_backward(zf, zc, h)
+        ctx.save_for_backward(z, h)
         return h
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h: Tensor):  # type: ignore[override]
-        zf, zc, h = ctx.saved_tensors
-        grad_h = grad_h.contiguous()
-        dzf, dzc = torch.empty_like(zf), torch.empty_like(zc)
+        z, h = ctx.saved_tensors
+        hd = h.shape[-1]
+        dz = torch.empty_like(z)
         g, f_next = None, None
-        for t in range(zf.shape[0] - 1, -1, -1):
+        for t in range(z.shape[0] - 1, -1, -1):
             # g_t = dL/dh_t (direct) + f_{t+1} g_{t+1}
             g = grad_h[t].clone() if g is None else torch.addcmul(grad_h[t], f_next, g)
-            f, sc = torch.sigmoid(zf[t]), torch.sigmoid(zc[t])
+            zc = z[t, ..., hd:]
+            f, sc = torch.sigmoid(z[t, ..., :hd]), torch.sigmoid(zc)
             one_minus_f = 1 - f
-            c = zc[t] * sc
+            c = zc * sc
             diff = h[t - 1] - c if t > 0 else -c
             # dh_t/dzf = (h_{t-1} - c) f (1 - f);  dh_t/dzc = (1 - f) SiLU'(zc)
-            torch.mul(g * diff, f * one_minus_f, out=dzf[t])
-            silu_grad = sc * (1 + zc[t] * (1 - sc))
-            torch.mul(g * one_minus_f, silu_grad, out=dzc[t])
+            torch.mul(g * diff, f * one_minus_f, out=dz[t, ..., :hd])
+            silu_grad = sc * (1 + zc * (1 - sc))
+            torch.mul(g * one_minus_f, silu_grad, out=dz[t, ..., hd:])
             f_next = f
-        return dzf, dzc
+        return dz
+
+
+def lin_rnn_packed(z: Tensor) -> Tensor:
+    """RNN-LIN hidden states from packed gate pre-activations ``z = [zf | zc]`` ``[t, ..., 2h]``:
+    ``h [t, ..., h]``. Same as ``linear_scan(sigmoid(zf), (1 - sigmoid(zf)) * SiLU(zc))``, h_0 = 0.
+    """
+    if z.shape[-1] % 2:
+        raise ValueError(f"packed gates need an even last dim, got {z.shape[-1]}")
+    return _FusedLinRNN.apply(z.contiguous())
 
 
 def lin_rnn_fused(zf: Tensor, zc: Tensor) -> Tensor:
-    """RNN-LIN hidden states from gate pre-activations ``zf, zc [t, ...]``: ``h [t, ...]``.
-
-    Same result as ``linear_scan(sigmoid(zf), (1 - sigmoid(zf)) * SiLU(zc))`` with ``h_0 = 0``.
-    """
+    """``lin_rnn_packed`` for separate ``zf, zc [t, ...]`` (one concatenation): ``h [t, ...]``."""
     if zf.shape != zc.shape:
         raise ValueError(
             f"zf and zc must have the same shape, got {tuple(zf.shape)}, {tuple(zc.shape)}"
         )
-    return _FusedLinRNN.apply(zf, zc)
+    return lin_rnn_packed(torch.cat([zf, zc], dim=-1))
