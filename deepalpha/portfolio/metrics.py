@@ -69,7 +69,7 @@ def enhancement_metrics(
     -------
     dict with ``annual_return, bench_annual_return, excess_return, tracking_error,
     information_ratio, excess_max_drawdown, monthly_win_rate, volatility, max_drawdown,
-    turnover_per_rebalance, turnover_annual, cost_annual, ex_ante_te, realised_te, days,
+    turnover_per_rebalance, turnover_annual, cost_total, cost_annual, ex_ante_te, realised_te, days,
     rebalances``.
     """
     nav = np.asarray(nav, np.float64)
@@ -117,7 +117,8 @@ def enhancement_metrics(
         c = np.asarray(costs, np.float64)
         if c.shape != nav.shape:
             raise DataError(f"costs {c.shape} must match nav {nav.shape}", field="costs")
-        out["cost_annual"] = float((c[1:] / nav[:-1]).sum() / years)
+        out["cost_total"] = float((c[1:] / nav[:-1]).sum())
+        out["cost_annual"] = out["cost_total"] / years
     if ex_ante_te is not None:
         x = np.asarray(ex_ante_te, np.float64)
         out["ex_ante_te"] = float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
