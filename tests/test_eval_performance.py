@@ -7,7 +7,7 @@ import pytest
 
 from deepalpha.errors import ConfigError, DataError
 from deepalpha.evaluate.groups import group_returns, quantile_groups
-from deepalpha.evaluate.ic import forward_returns, rank_ic
+from deepalpha.evaluate.ic import forward_returns, ic_decay, rank_ic
 from deepalpha.evaluate.performance import (
     annualised_return,
     drawdown,
@@ -102,6 +102,8 @@ def test_evaluate_signal_consistency():
     ar = res["groups"]["annual_return"]
     assert ar[-1] > ar[0]
     assert set(res["ic_decay"]) == {1, 5, 10, 20}
+    ref = ic_decay(sig, r1, (1, 5, 10, 20), m)
+    assert res["ic_decay"] == pytest.approx(ref, abs=1e-12)
 
 
 def test_evaluate_signal_per_universe_and_table():

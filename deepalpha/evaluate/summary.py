@@ -31,7 +31,13 @@ from deepalpha.evaluate.groups import (
     long_short,
     quantile_groups,
 )
-from deepalpha.evaluate.ic import default_nw_lags, ic, ic_decay, ic_summary, rank_ic
+from deepalpha.evaluate.ic import (
+    default_nw_lags,
+    forward_returns,
+    ic,
+    ic_summary,
+    rank_ic_many,
+)
 from deepalpha.evaluate.performance import performance
 
 
@@ -56,11 +62,14 @@ def _evaluate_one(
     rebalance_every: int,
     industry: np.ndarray | None,
     decay_horizons: Sequence[int],
+    decay_labels: Sequence[np.ndarray],
     nw_lags: int | None,
     keep_series: bool,
 ) -> dict[str, Any]:
     ics = ic(signal, label, mask)
-    rics = rank_ic(signal, label, mask)
+    # one call ranks the signal once for the label and every decay horizon
+    many = rank_ic_many(signal, [label, *decay_labels], mask)
+    rics = many[0]
     n_valid = int(np.isfinite(rics).sum())
     lags = max(horizon - 1, default_nw_lags(n_valid)) if nw_lags is None else nw_lags
     out: dict[str, Any] = {
@@ -75,7 +84,10 @@ def _evaluate_one(
     if returns_1d is None:
         return out
     if decay_horizons:
-        out["ic_decay"] = ic_decay(signal, returns_1d, decay_horizons, mask)
+        out["ic_decay"] = {
+            int(h): float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
+            for h, r in zip(decay_horizons, many[1:], strict=True)
+        }
     gr = group_returns(groups, returns_1d, rebalance_every, n_groups)
     ls = long_short(gr)
     to = group_turnover(groups, rebalance_every, n_groups, returns_1d)
@@ -190,6 +202,7 @@ def evaluate_signal(
         "annual_return": "compounded",
         "turnover": "one-sided, mean over rebalances",
     }
+    hs = tuple(int(h) for h in decay_horizons) if returns_1d is not None else ()
     kw = dict(
         horizon=int(horizon),
         n_groups=int(n_groups),
@@ -197,7 +210,9 @@ def evaluate_signal(
         return_periods_per_year=rpy,
         rebalance_every=reb,
         industry=industry,
-        decay_horizons=tuple(decay_horizons),
+        decay_horizons=hs,
+        # h-period forward returns for the decay, built once for all universes
+        decay_labels=[forward_returns(returns_1d, h) for h in hs] if returns_1d is not None else [],
         nw_lags=nw_lags,
         keep_series=keep_series,
     )
