@@ -181,3 +181,16 @@ def test_column_quantile_matches_numpy():
         ref = np.nanquantile(x, [0.25, 0.75], axis=0)
     for i, q in enumerate((0.25, 0.75)):
         np.testing.assert_allclose(_nanquantile_cols(x, q, n), ref[i], equal_nan=True)
+
+
+def test_late_factor_uses_its_own_history():
+    rng = np.random.default_rng(10)
+    f, _ = simulate(500, 3, rng)
+    g = f.copy()
+    g[:300, 2] = np.nan  # factor 2 starts at row 300
+    cfg = CovarianceConfig(vol_halflife=50, corr_halflife=50, nw_lags=0, eigen_scale=0.0,
+                           min_obs=10, vra_halflife=None)  # fmt: skip
+    cov = factor_covariance(g, np.array([500]), cfg)[0][0].astype(np.float64)
+    np.testing.assert_allclose(cov[2, 2], ewma_cov(f[300:, 2:], 50)[0, 0], rtol=1e-5)
+    np.testing.assert_allclose(cov[:2, :2], ewma_cov(f[:, :2], 50), rtol=1e-5)
+    np.testing.assert_allclose(cov[0, 2], ewma_cov(f[300:], 50)[0, 2], rtol=1e-5)

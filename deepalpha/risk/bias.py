@@ -59,7 +59,7 @@ def factor_z(model: RiskModel) -> np.ndarray:
     sig = np.where(j[:, None] >= 0, np.sqrt(var[np.maximum(j, 0)]), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.asarray(model.factor_returns, dtype=np.float64) / sig
-    z[~np.isfinite(z)] = np.nan
+    z[~np.isfinite(z) | np.isnan(np.asarray(model.tstats))] = np.nan  # NaN t: fixed at 0
     return z
 
 

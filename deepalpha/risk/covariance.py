@@ -56,7 +56,12 @@ def _lam(halflife: float) -> float:
 
 @dataclass
 class _EWMoments:
-    """Running exponentially weighted lagged cross-moments ``sum lam^age f_s f_{s-j}'``."""
+    """Running exponentially weighted lagged cross-moments ``sum lam^age f_s f_{s-j}'``.
+
+    Missing entries (NaN) are handled pairwise: each moment is divided by the decayed weight of
+    the rows where both of its factors were observed, so a factor that starts late (a style
+    whose exposures appear after the first years) gets moments from its own history only.
+    """
 
     lam: float
     lags: int
@@ -64,19 +69,26 @@ class _EWMoments:
 
     def __post_init__(self) -> None:
         self.S = np.zeros((self.lags + 1, self.K, self.K))
+        self.Wp = np.zeros((self.lags + 1, self.K, self.K))
         self.W = 0.0
         self.W2 = 0.0
-        self.hist: list[np.ndarray] = []
+        self.hist: list[tuple[np.ndarray, np.ndarray]] = []
 
     def update(self, f: np.ndarray) -> None:
+        m = np.isfinite(f).astype(np.float64)
+        f0 = np.where(m > 0, f, 0.0)
         self.S *= self.lam
+        self.Wp *= self.lam
         self.W = self.W * self.lam + 1.0
         self.W2 = self.W2 * self.lam**2 + 1.0
-        self.S[0] += np.outer(f, f)
+        self.S[0] += np.outer(f0, f0)
+        self.Wp[0] += np.outer(m, m)
         for j in range(1, self.lags + 1):
             if len(self.hist) >= j:
-                self.S[j] += np.outer(f, self.hist[-j])
-        self.hist.append(f)
+                g0, gm = self.hist[-j]
+                self.S[j] += np.outer(f0, g0)
+                self.Wp[j] += np.outer(m, gm)
+        self.hist.append((f0, m))
         if len(self.hist) > self.lags:
             self.hist.pop(0)
 
@@ -86,11 +98,20 @@ class _EWMoments:
         return self.W * self.W / self.W2 if self.W2 > 0 else 0.0
 
     def newey_west(self) -> np.ndarray:
-        G = self.S / self.W
+        with np.errstate(invalid="ignore", divide="ignore"):
+            G = np.where(self.Wp > 0, self.S / self.Wp, 0.0)
         C = G[0].copy()
         for j in range(1, self.lags + 1):
             C += (1.0 - j / (self.lags + 1.0)) * (G[j] + G[j].T)
         return 0.5 * (C + C.T)
+
+
+def nearest_psd(C: np.ndarray) -> np.ndarray:
+    """Clip negative eigenvalues to 0 (pairwise moments need not be PSD)."""
+    d, U = np.linalg.eigh(C)
+    if d.min() >= 0:
+        return C
+    return (U * np.maximum(d, 0.0)) @ U.T
 
 
 def ewma_cov(f: np.ndarray, halflife: float) -> np.ndarray:
@@ -204,7 +225,8 @@ def factor_covariance(
 
     Parameters
     ----------
-    f : float[T, K] factor returns (row s = return over s -> s+1); rows with any NaN are skipped.
+    f : float[T, K] factor returns (row s = return over s -> s+1); NaN entries are missing
+        (moments are pairwise), all-NaN rows are skipped.
     cov_idx : int[D] increasing row indices d; the forecast at d uses rows ``< d``.
     config : `CovarianceConfig`.
 
@@ -233,7 +255,7 @@ def factor_covariance(
                 pending[t] = (Cv, mc.newey_west(), round(mc.n_eff))
         if t == T:
             break
-        if np.isfinite(f[t]).all():
+        if np.isfinite(f[t]).any():
             mv.update(f[t])
             mc.update(f[t])
             n += 1
@@ -246,7 +268,7 @@ def factor_covariance(
     for i, d in enumerate(cov_idx.tolist()):
         if d in pending:
             Cv, Cc, n_eff = pending.pop(d)
-            C = combine_vol_corr(Cv, Cc)
+            C = nearest_psd(combine_vol_corr(Cv, Cc))
             rng = np.random.default_rng([cfg.seed, d])
             h = int(cfg.eigen_obs or max(n_eff, 2))
             C = eigen_adjust(C, n_obs=h, n_sims=cfg.eigen_sims, scale=cfg.eigen_scale, rng=rng)

@@ -438,7 +438,12 @@ def build_risk_model(
         nc[0] += n
         report("factor covariance", 0.75 + 0.15 * nc[0] / len(cov_idx))
 
-    fcov, _, _ = factor_covariance(res.factor_returns, cov_idx, cc, progress=cov_step)
+    # a factor fixed at 0 on a date (empty industry, all-zero style) was not observed: leave it
+    # out of its moments rather than feeding zeros (which would shrink its volatility forecast)
+    f_obs = np.where(
+        np.isnan(res.tstats) & np.isfinite(res.factor_returns), np.nan, res.factor_returns
+    )
+    fcov, _, _ = factor_covariance(f_obs, cov_idx, cc, progress=cov_step)
     ns = [0]
 
     def spec_step(n: int) -> None:
