@@ -244,3 +244,37 @@ def test_rank_ic_many_equals_one_by_one():
             v = np.isfinite(s[t]) & np.isfinite(lab[t]) & m[t]
             if v.sum() >= 3 and np.isfinite(got[k, t]):
                 assert got[k, t] == pytest.approx(stats.spearmanr(s[t, v], lab[t, v])[0], abs=1e-12)
+
+
+def test_argsort_rows_near_equal_runs():
+    """Limit-move-like returns: equal to ~1e-16 relative, computed from different prices."""
+    from deepalpha.evaluate.ic import argsort_rows
+
+    rng = np.random.default_rng(13)
+    p = rng.uniform(3, 60, size=(7, 500))
+    x = (p * 1.1) / p - 1.0  # a handful of distinct values, all within a few ulps of 0.1
+    x[:, ::3] = (p[:, ::3] * 0.9) / p[:, ::3] - 1.0
+    assert 2 < len(np.unique(x[0])) < 10  # near-equal but distinct: the run repair is needed
+    x[rng.random(x.shape) < 0.1] = NAN
+    order, s = argsort_rows(x)
+    np.testing.assert_array_equal(s, np.sort(x, axis=1))
+    np.testing.assert_array_equal(np.take_along_axis(x, order, axis=1), s)
+    r = rank_rows(x)
+    for t in range(7):
+        v = np.isfinite(x[t])
+        np.testing.assert_allclose(r[t, v], stats.rankdata(x[t, v]))
+
+
+def test_forward_returns_many_matches_loop():
+    from deepalpha.evaluate.ic import forward_returns_many
+
+    rng = np.random.default_rng(14)
+    r = 0.02 * rng.normal(size=(40, 6))
+    r[7, 2] = NAN
+    hs = (1, 3, 5, 10, 20, 40, 41)
+    got = forward_returns_many(r, hs)
+    for h, g in zip(hs, got, strict=True):
+        ref = np.full(r.shape, NAN)
+        for t in range(40 - h + 1):
+            ref[t] = np.prod(1 + r[t : t + h], axis=0) - 1
+        np.testing.assert_allclose(g, ref, rtol=1e-12, atol=1e-15, equal_nan=True)

@@ -33,7 +33,7 @@ from deepalpha.evaluate.groups import (
 )
 from deepalpha.evaluate.ic import (
     default_nw_lags,
-    forward_returns,
+    forward_returns_many,
     ic,
     ic_summary,
     rank_ic_many,
@@ -212,7 +212,7 @@ def evaluate_signal(
         industry=industry,
         decay_horizons=hs,
         # h-period forward returns for the decay, built once for all universes
-        decay_labels=[forward_returns(returns_1d, h) for h in hs] if returns_1d is not None else [],
+        decay_labels=forward_returns_many(returns_1d, hs) if hs else [],
         nw_lags=nw_lags,
         keep_series=keep_series,
     )
