@@ -96,3 +96,13 @@ def test_too_few_stocks_gives_nan():
     res = regress(styles, ind, P, r, v)
     assert np.isfinite(res.factor_returns[0]).all()
     assert np.isnan(res.factor_returns[1]).all()
+
+
+def test_collinear_style_falls_back_to_pseudo_inverse():
+    styles, ind, P, r, v, _, _ = make_market(T=2, N=300)
+    styles = styles.copy()
+    styles[0, :, 0] = (ind == 1).astype(float)  # style 0 == industry 1 dummy on date 0
+    res = regress(styles, ind, P, r, v)
+    assert np.isfinite(res.factor_returns).all()
+    ok = np.isfinite(res.specific_returns[0])
+    assert ok.all() and 0 < res.r2[0] < 1

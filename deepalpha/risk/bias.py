@@ -57,6 +57,7 @@ def factor_z(model: RiskModel) -> np.ndarray:
     j = _forecast_row(model)
     var = np.diagonal(np.asarray(model.factor_cov, dtype=np.float64), axis1=1, axis2=2)
     sig = np.where(j[:, None] >= 0, np.sqrt(var[np.maximum(j, 0)]), np.nan)
+    sig[~(sig > 0)] = np.nan  # no forecast (factor without history)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.asarray(model.factor_returns, dtype=np.float64) / sig
     z[~np.isfinite(z) | np.isnan(np.asarray(model.tstats))] = np.nan  # NaN t: fixed at 0

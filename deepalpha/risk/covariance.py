@@ -211,6 +211,7 @@ class CovarianceConfig:
     # window's effective number of observations (sum w)^2 / sum w^2
     vra_halflife: float | None = 21  # None: no volatility regime adjustment
     min_obs: int = 63
+    min_factor_obs: int = 21  # per factor (a style that appears late)
     seed: int = 0
 
 
@@ -243,22 +244,24 @@ def factor_covariance(
     mv = _EWMoments(_lam(cfg.vol_halflife), cfg.nw_lags, K)
     mc = _EWMoments(_lam(cfg.corr_halflife), cfg.nw_lags, K)
     sigma = np.full((T, K), np.nan)
-    pending: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+    pending: dict[int, tuple[np.ndarray, np.ndarray, int, np.ndarray]] = {}
     want = set(cov_idx.tolist())
     n = 0
+    n_k = np.zeros(K, dtype=np.int64)  # observations per factor so far
     for t in range(T + 1):
         if n >= cfg.min_obs:
             Cv = mv.newey_west()
             if t < T:
                 sigma[t] = np.sqrt(np.maximum(np.diag(Cv), 0.0))
             if t in want:
-                pending[t] = (Cv, mc.newey_west(), round(mc.n_eff))
+                pending[t] = (Cv, mc.newey_west(), round(mc.n_eff), n_k < cfg.min_factor_obs)
         if t == T:
             break
         if np.isfinite(f[t]).any():
             mv.update(f[t])
             mc.update(f[t])
             n += 1
+            n_k += np.isfinite(f[t])
     with np.errstate(invalid="ignore", divide="ignore"):
         z2 = np.where(sigma > 0, (f / sigma) ** 2, np.nan)
         ok = np.isfinite(z2)
@@ -267,8 +270,12 @@ def factor_covariance(
     out = np.full((len(cov_idx), K, K), np.nan, dtype=np.float32)
     for i, d in enumerate(cov_idx.tolist()):
         if d in pending:
-            Cv, Cc, n_eff = pending.pop(d)
+            Cv, Cc, n_eff, thin = pending.pop(d)
             C = nearest_psd(combine_vol_corr(Cv, Cc))
+            # a factor with (almost) no history has no forecast: 0 row and column, so that it
+            # adds no risk (its exposures are 0 until it appears) and bias statistics skip it
+            C[thin, :] = 0.0
+            C[:, thin] = 0.0
             rng = np.random.default_rng([cfg.seed, d])
             h = int(cfg.eigen_obs or max(n_eff, 2))
             C = eigen_adjust(C, n_obs=h, n_sims=cfg.eigen_sims, scale=cfg.eigen_scale, rng=rng)

@@ -292,6 +292,7 @@ def _scaled(cfg: RiskConfig, freq: str) -> tuple[CovarianceConfig, SpecificConfi
         eigen_scale=cfg.eigen_scale,
         vra_halflife=max(cfg.vra_halflife * s, 1.0),
         min_obs=cfg.min_cov_obs if freq == "daily" else 12,
+        min_factor_obs=21 if freq == "daily" else 3,
         seed=cfg.seed,
     )
     sc = SpecificConfig(

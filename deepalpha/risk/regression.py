@@ -151,7 +151,10 @@ def solve_chunk(
     n = (v > 0).sum(axis=1).astype(np.float64)
     ok = n > (K - 1 - fixed.sum(axis=1))
     M[~ok] = np.eye(K - 1)
-    Minv = np.linalg.inv(M)
+    try:
+        Minv = np.linalg.inv(M)
+    except np.linalg.LinAlgError:  # an exactly collinear date: pseudo-inverse for that date
+        Minv = np.stack([_inv_or_pinv(m) for m in M])
     g = np.einsum("bgh,bh->bg", Minv, rb)
     f = np.einsum("bkg,bg->bk", R, g)
     fit = torch.bmm(Xt, torch.from_numpy(np.nan_to_num(f))[:, :, None]).numpy()[:, :, 0]
@@ -174,6 +177,13 @@ def solve_chunk(
     r2[~ok] = np.nan
     u[~ok] = np.nan
     return f, u, t, r2, n
+
+
+def _inv_or_pinv(m: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.inv(m)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(m, hermitian=True)
 
 
 def regress(

@@ -208,6 +208,7 @@ def compute_styles(
     n_ind: int,
     target: np.ndarray,
     styles: Sequence[str] = DEFAULT_STYLES,
+    min_coverage: float = 0.3,
     progress: Callable[[str], None] | None = None,
 ) -> np.ndarray:
     """Standardised style exposures.
@@ -221,6 +222,7 @@ def compute_styles(
     n_ind : int             number of industries.
     target : bool[T, N]     stocks that get an exposure (missing ones are filled).
     styles : style names (order of the output's last axis).
+    min_coverage : share of the ESTU a style must cover on a date, else it is 0 that day.
     progress : callable(style name) after each style.
 
     Returns
@@ -260,8 +262,15 @@ def compute_styles(
         return x
 
     keep = {"Size", "Beta", "Liquidity"}  # needed later (orthogonalisation, fill)
+    n_estu = estu.sum(axis=1)
     for j, name in enumerate(styles):
-        out[:, :, j] = style(name)
+        x = style(name)
+        # a style observed for under `min_coverage` of the ESTU on a date (a long window not yet
+        # filled, fundamentals not yet published) is 0 for everyone that day: filling most
+        # stocks from a handful would make it collinear with the industries
+        cov = (np.isfinite(x) & estu).sum(axis=1)
+        x = np.where((cov >= min_coverage * np.maximum(n_estu, 1))[:, None], x, np.nan)
+        out[:, :, j] = x
         for k in [k for k in raw if k not in keep]:
             del raw[k]
         if progress is not None:
