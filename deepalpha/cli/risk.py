@@ -87,11 +87,15 @@ def info(
     top: int = typer.Option(10, help="How many factors to list by mean return."),
 ) -> None:
     """Mean R^2, annualised factor volatilities, top factor returns, bias statistics."""
+    import warnings
+
     import numpy as np
 
     from deepalpha.errors import DeepAlphaError
     from deepalpha.risk.bias import bias_report
     from deepalpha.risk.model import RiskModel
+
+    warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (styles not yet alive)
 
     try:
         m = RiskModel.load(model_dir)
