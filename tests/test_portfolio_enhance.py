@@ -283,3 +283,13 @@ def test_model_risk_skips_nan_covariances(market):
     assert mr.first_date() == rk.dates[rk.cov_idx[2]]
     _, F, _, _ = mr.inputs(int(rk.cov_idx[3]) + 1, np.arange(5))
     np.testing.assert_allclose(F, rk.factor_cov[3])
+
+
+def test_lag_two_days_runs_and_records_align(market):
+    cfg = CFG.model_copy(update={"lag": 2, "end": market["dates"][100].astype(object)})
+    res = run(market, market["truth"], cfg)
+    bt = res.backtest
+    assert res.records.height == int((bt.exec_idx >= 0).sum())
+    ex = bt.exec_idx[bt.exec_idx >= 0]
+    assert (ex - bt.signal_idx[bt.exec_idx >= 0] == 2).all()
+    assert res.records["exec_date"].to_list() == list(bt.dates[ex].astype(object))

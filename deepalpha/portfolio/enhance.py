@@ -407,26 +407,23 @@ def run_enhancement(
     rec = pl.DataFrame(
         [{**x, "date": x["date"].astype(object)} for x in records], infer_schema_length=None
     )
-    executed = res.exec_idx >= 0
+    executed = res.exec_idx >= 0  # the policy ran (and made a record) exactly for these
     rec = rec.with_columns(
-        pl.Series(
-            "exec_date",
-            np.where(executed, dates[np.clip(res.exec_idx, 0, T - 1)], np.datetime64("NaT")).astype(
-                "datetime64[D]"
-            ),
-        ),
-        pl.Series("turnover", res.turnover),
-        pl.Series("blocked", res.blocked),
+        pl.Series("exec_date", dates[res.exec_idx[executed]]),
+        pl.Series("turnover", res.turnover[executed]),
+        pl.Series("blocked", res.blocked[executed]),
     )
     t0, t1 = int(sig[0]), end_idx
     win = slice(t0, t1 + 1)
     exec_in = executed & (res.exec_idx <= t1)
     tv = res.turnover.copy()
     tv[0] = np.nan  # the initial build (cash -> portfolio) is not turnover
+    ex_ante = np.full(tv.shape, np.nan)
+    ex_ante[executed] = rec["ex_ante_te"].to_numpy()
     kw = dict(
         costs=res.costs[win],
         turnover=tv[exec_in],
-        ex_ante_te=rec["ex_ante_te"].to_numpy()[exec_in],
+        ex_ante_te=ex_ante[exec_in],
         periods_per_year=252.0,
     )
     metrics = enhancement_metrics(res.nav[win], res.bench_nav[win], dates[win], **kw)
