@@ -16,6 +16,7 @@ average is printed before and after.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import time
@@ -26,6 +27,8 @@ from torch import nn
 
 from deepalpha.models import build_model, cap_groups, count_parameters
 from deepalpha.models.scan import lin_rnn_fused, linear_scan, scan_reference
+
+print = functools.partial(print, flush=True)  # progress shows up while it runs
 
 
 def load() -> str:
@@ -68,7 +71,7 @@ def race(
 
 
 def report(title: str, med: dict[str, float], base: str, params: dict[str, int]) -> None:
-    print(f"\n== {title}")
+    print(f"\n== {title}; {load()}")
     print(f"{'model':34s} {'params':>9s} {'s/step':>9s} {'vs ' + base:>12s}")
     for k, v in med.items():
         ratio = v / med[base]
@@ -186,6 +189,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="T = 60 only, 3 rounds")
     ap.add_argument("--compile", action="store_true", help="also try torch.compile of the loop")
     ap.add_argument("--skip-mlp", action="store_true")
+    ap.add_argument("--t", default="60,150", help="sequence lengths, comma separated")
+    ap.add_argument(
+        "--backends", default="fused,loop,chunked", help="scan backends; the first is the headline"
+    )
+    ap.add_argument("--skip-scans", action="store_true", help="skip the scan-alone section")
     args = ap.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
@@ -198,9 +206,10 @@ def main() -> None:
         print(torch.cuda.get_device_name())
     if not args.skip_mlp:
         bench_mlp(device, rounds)
-    for t_len in (60,) if args.quick else (60, 150):
-        bench_seq(device, t_len, rounds, ["fused", "loop", "chunked"])
-        bench_scans(device, t_len, rounds, args.compile)
+    for t_len in (60,) if args.quick else [int(t) for t in args.t.split(",")]:
+        bench_seq(device, t_len, rounds, args.backends.split(","))
+        if not args.skip_scans:
+            bench_scans(device, t_len, rounds, args.compile)
     print(f"\ndone; {load()}")
 
 
