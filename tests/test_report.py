@@ -95,6 +95,9 @@ def test_monthly_mean_and_nav_helpers():
     assert months.tolist() == list(np.array(["2020-01-01", "2020-02-01"], "datetime64[D]"))
     np.testing.assert_allclose(m, [0.1, 0.3])
     np.testing.assert_allclose(plots.nav(np.array([0.1, np.nan, -0.5])), [1.1, 1.1, 0.55])
+    np.testing.assert_allclose(
+        plots.rolling_mean(np.array([1.0, np.nan, 3.0, 5.0, 7.0]), 2), [1, 1, 3, 4, 6]
+    )
     np.testing.assert_allclose(plots.drawdown(np.array([1.0, 2.0, 1.0, 3.0])), [0, 0, -0.5, 0])
 
 

@@ -43,7 +43,7 @@ nav{position:sticky;top:0;z-index:2;background:#fff;border-bottom:1px solid var(
  padding:6px 28px;font-size:13px;white-space:nowrap;overflow-x:auto}
 nav a{color:var(--acc);text-decoration:none;margin-right:14px}
 nav a:hover{text-decoration:underline}
-main{max-width:1080px;margin:0 auto;padding:8px 28px 40px}
+main{max-width:980px;margin:0 auto;padding:8px 28px 40px}
 section{margin:26px 0 10px;scroll-margin-top:40px}
 section>h2{font-size:18px;margin:0 0 8px;padding-bottom:4px;border-bottom:2px solid var(--bd)}
 h3{font-size:15px;margin:18px 0 6px}
@@ -68,6 +68,8 @@ img.plot{display:block;max-width:100%;height:auto;margin:6px 0 14px;border:1px s
 .caveats{background:#fff8e6;border:1px solid #f0d9a0;border-radius:4px;padding:8px 14px 8px 30px;
  margin:8px 0;font-size:12.5px}
 .caveats li{margin:2px 0}
+.warn{background:#fff8e6;border-left:4px solid #e0a800;padding:6px 12px;margin:8px 0;
+ font-size:13px}
 details{margin:6px 0}
 summary{cursor:pointer;color:var(--acc)}
 pre{background:var(--bg);border:1px solid var(--bd);padding:10px;font-size:12px;
@@ -235,6 +237,11 @@ def overview(run: RunData) -> str:
     best = _best_line(run)
     if best:
         body += f"<p>{esc(best)}</p>"
+    cav = run.data.get("caveats") or []
+    if cav:
+        first = "; ".join(c.split(":")[0] for c in cav[:3])
+        body += (f'<div class="warn">{len(cav)} data caveats apply ({esc(first)}; …): '
+                 'see <a href="#data">Data</a>.</div>')  # fmt: skip
     return body
 
 
@@ -261,7 +268,7 @@ def _best_line(run: RunData) -> str:
 def data_section(run: RunData) -> str:
     d = run.data
     items = [
-        (k, str(v))
+        (k.replace("_", " "), count(v) if isinstance(v, int) else str(v))
         for k, v in d.items()
         if k not in ("caveats",) and not isinstance(v, dict | list)
     ]
@@ -474,7 +481,10 @@ def training_section(run: RunData) -> str:
             pl.col("best_valid_rank_ic").mean().alias("valid_ric"),
             pl.col("seconds").sum(),
         )
-        .sort("model")
+        .with_columns(
+            pl.col("model").map_elements(_key_rank(run), return_dtype=pl.Int64).alias("o")
+        )
+        .sort("o", "model")
     )
     rows = [
         [r["model"], count(r["n_params"]), count(r["jobs"]), count(r["windows"]),
@@ -491,6 +501,12 @@ def training_section(run: RunData) -> str:
     body += note("One job = (model, window, retrain date, seed); best epoch chosen on the "
                  "validation RankIC; train time summed over jobs (they may run in parallel).")  # fmt: skip
     return body
+
+
+def _key_rank(run: RunData) -> Callable[[str], int]:
+    """Order of a job folder's model in the run's signal keys (``mlp`` of ``mlp/equal``)."""
+    fams = list(dict.fromkeys(k.split("/")[0] for k in run.keys))
+    return lambda m: fams.index(m) if m in fams else len(fams)
 
 
 def per_model_section(run: RunData) -> str:
@@ -512,6 +528,7 @@ def per_model_section(run: RunData) -> str:
             long_short=run.get(k, u, "long_short"),
             decay=det.get("ic_decay"),
             turnover=det.get("groups", {}).get("turnover"),
+            group_annual=det.get("groups", {}).get("annual_return"),
             monthly=monthly,
             oracle=k == ORACLE,
         )
@@ -629,7 +646,6 @@ def render_report(run: RunData) -> str:
     a = run.system == "barra_ml"
     secs: list[tuple[str, str, str]] = [
         ("overview", "Overview", overview(run)),
-        ("data", "Data", data_section(run)),
         ("models", "Headline figures", headline_tables(run)),
         ("comparison", "MLP vs mHC-MLP vs HC-MLP" if a else "Models compared",
          comparison_section(run)),
@@ -642,6 +658,7 @@ def render_report(run: RunData) -> str:
         ("per-model", "Per model", per_model_section(run)),
         ("portfolio", "Index enhancement", portfolio_section(run)),
         ("risk", "Risk model", risk_section(run)),
+        ("data", "Data", data_section(run)),
         ("config", "Config", text_block(run.config_text, "config.yaml (resolved)")),
         ("log", "Run log", text_block(run.log_text, "run.log")),
     ]
@@ -718,10 +735,20 @@ def render_compare(runs: Sequence[RunData]) -> str:
                 f"{len(runs)} runs overlaid", secs)  # fmt: skip
 
 
+#: Columns of the compare table when System A and B runs are mixed.
+MIXED = (
+    ("rank_ic", "RankIC"), ("rank_icir_ann", "RankICIR ann."), ("rank_ic_win", "IC>0"),
+    ("ic", "IC"), ("top_ann_return", "Top ann."), ("ls_ann_return", "L-S ann."),
+    ("ls_max_dd", "L-S MDD"), ("top_turnover", "Top TO"), ("pf_ann_return", "PureF ann."),
+    ("pf_t", "PureF t"), ("n_params", "params"),
+)  # fmt: skip
+
+
 def compare_tables(runs: Sequence[RunData], labels: Sequence[str], universes: Sequence[str]) -> str:
-    cols = A_COLUMNS if all(r.system == "barra_ml" for r in runs) else (
-        B_COLUMNS if all(r.system != "barra_ml" for r in runs) else
-        tuple(dict.fromkeys((*B_COLUMNS[:6], *A_COLUMNS[4:6], B_COLUMNS[-1]))))  # fmt: skip
+    systems = {r.system for r in runs}
+    cols = (
+        A_COLUMNS if systems == {"barra_ml"} else B_COLUMNS if "barra_ml" not in systems else MIXED
+    )
     out = []
     for u in universes:
         rows, cls = [], []
@@ -737,11 +764,15 @@ def compare_tables(runs: Sequence[RunData], labels: Sequence[str], universes: Se
 
 def compare_overlay(runs: Sequence[RunData], labels: Sequence[str], u: str) -> Any:
     ric, ls, top, ann = [], [], [], {}
+    mixed = len({r.periods_per_year for r in runs}) > 1
     for lab, r in zip(labels, runs, strict=True):
         if u not in r.universes:
             continue
         name = lambda k, lab=lab: f"{lab} · {k}"  # noqa: E731
-        ric += _lines(r, r.keys, u, "rank_ic", name)
+        for ln in _lines(r, r.keys, u, "rank_ic", name):
+            if mixed:  # monthly and daily series: per-year units so slopes compare
+                ln.values = ln.values / r.periods_per_year
+            ric.append(ln)
         ls += _lines(r, r.keys, u, "long_short", name)
         for k in r.keys:
             g = r.n_groups(k, u)
@@ -753,7 +784,8 @@ def compare_overlay(runs: Sequence[RunData], labels: Sequence[str], u: str) -> A
                 ann[name(k)] = ar
     if not (ric or ls or top):
         return None
-    return plots.overlay(ric, ls, top, ann, title=f"universe: {u}")
+    ylab = "cum. RankIC / periods per year" if mixed else "sum of per-period RankIC"
+    return plots.overlay(ric, ls, top, ann, title=f"universe: {u}", ric_ylabel=ylab)
 
 
 def compare_portfolios(runs: Sequence[RunData], labels: Sequence[str]) -> str:

@@ -135,13 +135,15 @@ def read_risk(path: Path) -> RiskView | None:
     m = RiskModel.load(path, mmap=True)
     names = list(m.factor_names)
     cols = [names.index(s) for s in m.style_names]
+    r2 = np.asarray(m.r2, np.float64)
+    t0 = int(np.argmax(np.isfinite(r2))) if np.isfinite(r2).any() else 0  # skip the warm-up
     return RiskView(
         freq=str(m.freq),
-        dates=np.asarray(m.dates, "datetime64[D]"),
-        r2=np.asarray(m.r2, np.float64),
+        dates=np.asarray(m.dates, "datetime64[D]")[t0:],
+        r2=r2[t0:],
         style_names=list(m.style_names),
-        style_returns=np.asarray(m.factor_returns, np.float64)[:, cols],
-        style_tstats=np.asarray(m.tstats, np.float64)[:, cols],
+        style_returns=np.asarray(m.factor_returns, np.float64)[t0:, cols],
+        style_tstats=np.asarray(m.tstats, np.float64)[t0:, cols],
     )
 
 

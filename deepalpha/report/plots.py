@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 WIDTH = 9.0  # inches
-DPI = 90
+DPI = 100
 FS = 8  # base font size
 PALETTE = (
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -44,12 +44,24 @@ class Line:
 
 
 # ------------------------------------------------------------------------------ helpers
-def png(fig: Figure, dpi: int = DPI) -> bytes:
-    """Render ``fig`` to PNG bytes (Agg canvas; no software/URL metadata in the file)."""
+def png(fig: Figure, dpi: int = DPI, palette: bool = True) -> bytes:
+    """Render ``fig`` to PNG bytes (Agg canvas; no software/URL metadata in the file).
+
+    With ``palette`` the image is reduced to 256 colours (median cut, no dithering): plots have
+    few colours, and the file is about 3x smaller with no visible change."""
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, facecolor="white")
-    return buf.getvalue()
+    if not palette:
+        return buf.getvalue()
+    from PIL import Image
+
+    buf.seek(0)
+    im = Image.open(buf).convert("RGB")
+    q = im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    q.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 def new_figure(height: float, width: float = WIDTH) -> Figure:
@@ -135,6 +147,17 @@ def monthly_mean(dates: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return months.astype("datetime64[D]"), mean
 
 
+def rolling_mean(x: np.ndarray, k: int) -> np.ndarray:
+    """Trailing mean over the last ``k`` finite values in each window (NaN when none)."""
+    ok = np.isfinite(x)
+    s = np.cumsum(np.where(ok, x, 0.0))
+    n = np.cumsum(ok.astype(float))
+    s[k:] = s[k:] - s[:-k].copy()
+    n[k:] = n[k:] - n[:-k].copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, s / np.maximum(n, 1), np.nan)
+
+
 def _plot(ax: Axes, ln: Line, y: np.ndarray, lw: float = 1.2) -> None:
     ax.plot(ln.dates, y, label=ln.label + (" (ceiling)" if ln.oracle else ""), color=ln.color,
             linestyle="--" if ln.oracle else "-", linewidth=lw)  # fmt: skip
@@ -154,10 +177,12 @@ def model_detail(
     decay: Mapping[str, float] | None,
     turnover: Sequence[float] | None,
     monthly: bool,
+    group_annual: Sequence[float | None] | None = None,
     oracle: bool = False,
 ) -> Figure:
-    """Six panels of one signal in one universe: cumulative IC and RankIC, monthly IC bars,
-    quantile-group NAVs, long-short NAV with its drawdown, IC decay, turnover per group."""
+    """One signal in one universe: cumulative IC and RankIC, monthly IC bars, quantile-group
+    NAVs, long-short NAV with its drawdown, IC decay (when computed), annual return and
+    turnover per group."""
     fig = new_figure(7.6)
     gs = fig.add_gridspec(3, 2)
     a = style(fig.add_subplot(gs[0, 0]), "Cumulative IC and RankIC", "sum of per-period IC")
@@ -219,12 +244,11 @@ def model_detail(
         _pct_axis(e2)
         date_axis(e2)
 
-    f = style(fig.add_subplot(gs[2, 0]), "IC decay (IC vs holding horizon)", "IC")
     hs = sorted(((int(h), v) for h, v in (decay or {}).items() if v is not None),
                 key=lambda t: t[0])  # fmt: skip
-    if not hs:
-        no_data(f, "IC decay not computed by this run")
-    else:
+    bottom = gs[2, :].subgridspec(1, 3 if hs else 2, wspace=0.08)
+    if hs:
+        f = style(fig.add_subplot(bottom[0]), "IC decay (IC vs holding horizon)", "IC")
         x = np.arange(len(hs))
         vals = [v for _, v in hs]
         f.bar(x, vals, color=[POS if v >= 0 else NEG for v in vals], width=0.6)
@@ -232,7 +256,18 @@ def model_detail(
         f.set_xlabel("horizon (periods)", fontsize=FS)
         f.axhline(0, color="#999", linewidth=0.6)
 
-    t = style(fig.add_subplot(gs[2, 1]), "Turnover per rebalance (one-sided)", None)
+    ga = style(fig.add_subplot(bottom[-2]), "Annual return by group", None)
+    ar = [np.nan if v is None else float(v) for v in (group_annual or [])]
+    if not ar or not np.isfinite(ar).any():
+        no_data(ga)
+    else:
+        x = np.arange(1, len(ar) + 1)
+        ga.bar(x, ar, color=[POS if v >= 0 else NEG for v in np.nan_to_num(ar)], width=0.7)
+        ga.set_xticks(x, [f"G{i}" for i in x])
+        ga.axhline(0, color="#999", linewidth=0.6)
+        _pct_axis(ga)
+
+    t = style(fig.add_subplot(bottom[-1]), "Turnover per rebalance (one-sided)", None)
     tv = [np.nan if v is None else float(v) for v in (turnover or [])]
     if not tv or not np.isfinite(tv).any():
         no_data(t)
@@ -251,6 +286,7 @@ def overlay(
     top: Sequence[Line],
     group_returns: Mapping[str, Sequence[float]],
     title: str = "",
+    ric_ylabel: str = "sum of per-period RankIC",
 ) -> Figure:
     """Models overlaid: cumulative RankIC, long-short NAV, top-group NAV, annual return by
     group (the monotonicity profile). Lines with the same label share a colour."""
@@ -271,7 +307,7 @@ def overlay(
             _plot(ax, ln, transform(ln.values))
         date_axis(ax)
 
-    draw(axs[0, 0], rank_ic, cum_sum, "Cumulative RankIC", "sum of per-period RankIC")
+    draw(axs[0, 0], rank_ic, cum_sum, "Cumulative RankIC", ric_ylabel)
     axs[0, 0].axhline(0, color="#999", linewidth=0.6)
     draw(axs[0, 1], long_short, nav, "Long-short NAV (top − bottom)", "NAV")
     draw(axs[1, 0], top, nav, "Top-group NAV", "NAV")
@@ -371,8 +407,7 @@ def risk_model(
     a.plot(dates, r2, color="#9ab8d6", linewidth=0.8, label="per period")
     k = 12 if freq == "monthly" else 63
     if len(r2) > k:
-        r = np.where(np.isfinite(r2), r2, np.nan)
-        roll = np.array([np.nanmean(r[max(0, i - k + 1) : i + 1]) for i in range(len(r))])
+        roll = rolling_mean(r2, k)
         a.plot(dates, roll, color=PALETTE[0], linewidth=1.4,
                label=f"{k}-{'month' if freq == 'monthly' else 'day'} mean")  # fmt: skip
     _pct_axis(a)
