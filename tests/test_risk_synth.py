@@ -131,3 +131,41 @@ def test_pipeline_on_synthetic_market(market):
     ratio = np.std(u[ok]) / np.std(sp[ok])
     print(f"specific-return std ratio (pipeline / planted) {ratio:.3f}")
     assert ratio == pytest.approx(1.0, abs=0.1)
+
+
+def test_cli_build_and_info(tmp_path):
+    synth = pytest.importorskip("deepalpha.data.synth")
+    from typer.testing import CliRunner
+
+    from deepalpha.cli import app
+    from deepalpha.risk.model import RiskModel
+
+    mkt = synth.write_market(
+        tmp_path / "mkt", stocks=150, start="2019-01-01", end="2019-12-31", seed=3
+    )
+    runner = CliRunner()
+    out = tmp_path / "risk"
+    res = runner.invoke(app, ["risk", "build", str(mkt), "--out", str(out), "--no-cache"])
+    assert res.exit_code == 0, res.output
+    m = RiskModel.load(out)
+    assert "bias" in m.meta and len(m.factor_names) == 1 + m.n_industries + 15
+    res = runner.invoke(app, ["risk", "info", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "cross-sectional R^2" in res.output and "bias statistics" in res.output
+    res = runner.invoke(app, ["risk", "build", str(mkt), "--out", str(out), "--freq", "weekly"])
+    assert res.exit_code == 2 and "--freq must be daily or monthly" in res.output
+    res = runner.invoke(
+        app,
+        [
+            "risk",
+            "build",
+            str(mkt),
+            "--out",
+            str(tmp_path / "m"),
+            "--freq",
+            "monthly",
+            "--no-cache",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert RiskModel.load(tmp_path / "m").freq == "monthly"
