@@ -196,6 +196,8 @@ def _with_extras(src: Path, dst: Path) -> Path:
                         "information_ratio": 1.21, "excess_max_drawdown": 0.031},
             "info": {"benchmark": "csi500 close", "risk_model": "test"}}  # fmt: skip
     (p / "metrics.json").write_text(json.dumps(meta))
+    (dst / "risk_daily").mkdir()
+    (dst / "risk_daily" / "meta.json").write_text('{"format_version": -1}')  # damaged
     return dst
 
 
@@ -211,6 +213,8 @@ def test_report_shows_amax_gain_and_portfolio_when_present(demo_runs, tmp_path):
     assert "mlp/equal" in port and "csi500" in port and "<img" in port
     assert "5.1%" in port and "1.21" in port  # excess return, IR
     assert ">2021<" in port and "-2.0%" in port  # per-year table
+    # a damaged optional part is reported, not fatal
+    assert "Could not read risk_daily/" in text and "monthly risk model" in text
     assert_self_contained(text)
 
 

@@ -237,6 +237,8 @@ def overview(run: RunData) -> str:
     best = _best_line(run)
     if best:
         body += f"<p>{esc(best)}</p>"
+    for msg in run.problems:
+        body += f'<div class="warn">Could not read {esc(msg)}</div>'
     cav = run.data.get("caveats") or []
     if cav:
         first = "; ".join(c.split(":")[0] for c in cav[:3])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ class RunData:
     risk: list[RiskView]
     training: TrainingView | None
     portfolios: list[PortfolioView]
+    problems: list[str] = field(default_factory=list)  # optional parts that could not be read
 
     @property
     def keys(self) -> list[str]:
@@ -255,7 +257,20 @@ def load_run(run_dir: str | Path) -> RunData:
     data = metrics.get("data") or {}
     if (p / "data.json").is_file():
         data = json.loads((p / "data.json").read_text())
-    risk = [r for r in (read_risk(p / f"risk_{f}") for f in ("monthly", "daily")) if r]
+    problems: list[str] = []
+
+    def optional(what: str, fn: Callable[[], Any], default: Any) -> Any:
+        try:
+            return fn()
+        except Exception as e:  # a damaged optional part must not cost the whole report
+            problems.append(f"{what}: {type(e).__name__}: {e}")
+            return default
+
+    risk = [
+        r
+        for f in ("monthly", "daily")
+        if (r := optional(f"risk_{f}/", lambda f=f: read_risk(p / f"risk_{f}"), None))
+    ]
     return RunData(
         path=p,
         name=str(metrics.get("name") or p.name),
@@ -266,6 +281,7 @@ def load_run(run_dir: str | Path) -> RunData:
         log_text=_text(p / "run.log"),
         series=read_series(p / "series.parquet"),
         risk=risk,
-        training=read_training(p / "rolling"),
-        portfolios=read_portfolios(p / "portfolio"),
+        training=optional("rolling/jobs", lambda: read_training(p / "rolling"), None),
+        portfolios=optional("portfolio/", lambda: read_portfolios(p / "portfolio"), []),
+        problems=problems,
     )

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 WIDTH = 9.0  # inches
 DPI = 100
@@ -386,6 +386,7 @@ def amax_gain(curves: Mapping[str, Sequence[np.ndarray]]) -> Figure:
                     label=f"{model} ({len(cs)} jobs)")  # fmt: skip
     ax.axhline(1, color="#999", linewidth=0.6)
     ax.set_xlabel("epoch", fontsize=FS)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     vals = np.concatenate([np.asarray(c, float) for cs in curves.values() for c in cs] or [[1.0]])
     fin = vals[np.isfinite(vals) & (vals > 0)]
     if fin.size and fin.max() / max(fin.min(), 1e-12) > 20:
@@ -477,21 +478,4 @@ def excess_overlay(lines: Sequence[Line]) -> Figure:
     ax.axhline(1, color="#999", linewidth=0.6)
     date_axis(ax)
     legend(ax, len(lines))
-    return fig
-
-
-def bar_table(values: Mapping[str, float], title: str, fmt: str = "{:,.0f}") -> Figure:
-    """Horizontal bars with value labels (e.g. parameter counts per model)."""
-    names = list(values)
-    fig = new_figure(0.6 + 0.28 * max(len(names), 1))
-    ax = style(fig.add_subplot(), title, None)
-    y = np.arange(len(names))
-    v = np.array([values[n] for n in names], float)
-    ax.barh(y, v, color=POS, height=0.6)
-    for i, x in enumerate(v):
-        if np.isfinite(x):
-            ax.text(x, i, " " + fmt.format(x), va="center", fontsize=FS - 1)
-    ax.set_yticks(y, names)
-    ax.invert_yaxis()
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
     return fig
