@@ -145,7 +145,8 @@ def evaluate_signal(
     n_groups : int
         5 or 10 typically.
     return_periods_per_year : float, optional
-        Data periods per year of ``returns_1d`` (default ``periods_per_year × horizon``).
+        Data periods per year of ``returns_1d`` (default ``periods_per_year × horizon``; a
+        default above 260 raises `ConfigError`, pass it explicitly then).
     rebalance_every : int, optional
         Default ``horizon``.
     industry : int[T, N] or int[N], optional
