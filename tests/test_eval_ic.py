@@ -278,3 +278,17 @@ def test_forward_returns_many_matches_loop():
         for t in range(40 - h + 1):
             ref[t] = np.prod(1 + r[t : t + h], axis=0) - 1
         np.testing.assert_allclose(g, ref, rtol=1e-12, atol=1e-15, equal_nan=True)
+
+
+def test_workers_give_identical_results(monkeypatch):
+    import deepalpha.evaluate.ic as mod
+    from deepalpha.evaluate.groups import quantile_groups
+
+    monkeypatch.setattr(mod, "BLOCK", 8)  # several blocks
+    rng = np.random.default_rng(15)
+    s, l, m = _random_panel(rng, T=37)
+    np.testing.assert_array_equal(rank_ic(s, l, m, workers=3), rank_ic(s, l, m))
+    np.testing.assert_array_equal(ic(s, l, m, workers=2), ic(s, l, m))
+    np.testing.assert_array_equal(
+        quantile_groups(s, m, 5, workers=2), quantile_groups(s, m, 5, workers=1)
+    )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepalpha.errors import DataError
-from deepalpha.evaluate.ic import argsort_rows, flat_rows
+from deepalpha.evaluate.ic import argsort_rows, flat_rows, for_blocks
 
 BLOCK = 256
 
@@ -81,6 +81,8 @@ def quantile_groups(
     mask: np.ndarray | None = None,
     n_groups: int = 10,
     industry: np.ndarray | None = None,
+    *,
+    workers: int = 1,
 ) -> np.ndarray:
     """Quantile group of each stock per date.
 
@@ -94,6 +96,8 @@ def quantile_groups(
     industry : int[T, N] or int[N], optional
         Industry codes (>= 0; negative = unknown, excluded). When given, quantiles are taken
         within each industry on each date (industry-neutral groups).
+    workers : int
+        Threads over blocks of dates (same result for any value).
 
     Returns
     -------
@@ -124,8 +128,8 @@ def quantile_groups(
             )
         n_seg = int(ind.max()) + 1 if ind.size else 1
     out = np.empty((T, N), dtype=np.int8)
-    for a in range(0, T, BLOCK):
-        b = min(a + BLOCK, T)
+
+    def block(a: int, b: int) -> None:
         x = np.asarray(signal[a:b], dtype=np.float64)
         v = np.isfinite(x)
         if mask is not None:
@@ -135,6 +139,8 @@ def quantile_groups(
             seg = ind[a:b].astype(np.int64)
             v &= seg >= 0
         out[a:b] = _groups_rows(np.where(v, x, np.nan), seg, n_groups, n_seg)
+
+    for_blocks(T, block, workers)
     return out
 
 

@@ -14,7 +14,8 @@ float64. Work is done in blocks of dates so that memory stays bounded on big pan
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -23,6 +24,21 @@ from deepalpha.errors import DataError
 #: Dates per block; keeps temporaries at a few x (block x N x 8) bytes.
 BLOCK = 256
 MIN_VALID = 3
+
+
+def for_blocks(T: int, fn: Callable[[int, int], None], workers: int = 1) -> None:
+    """Call ``fn(a, b)`` for each block ``[a, b)`` of ``BLOCK`` dates (``fn`` writes disjoint
+    output slices). ``workers > 1`` runs blocks on a thread pool: the heavy numpy steps
+    (sort, take/put, ufuncs) release the GIL, so this scales on idle cores; results are
+    identical to ``workers=1``."""
+    spans = [(a, min(a + BLOCK, T)) for a in range(0, T, BLOCK)]
+    if workers <= 1 or len(spans) < 2:
+        for a, b in spans:
+            fn(a, b)
+        return
+    with ThreadPoolExecutor(max_workers=int(workers)) as ex:
+        for f in [ex.submit(fn, a, b) for a, b in spans]:
+            f.result()
 
 
 def _check_pair(signal: np.ndarray, label: np.ndarray, mask: np.ndarray | None) -> None:
@@ -182,13 +198,17 @@ def _rank_corr_rows(rx: np.ndarray, ry: np.ndarray, n: np.ndarray) -> np.ndarray
     return np.clip(r, -1.0, 1.0)
 
 
-def ic(signal: np.ndarray, label: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+def ic(
+    signal: np.ndarray, label: np.ndarray, mask: np.ndarray | None = None, *, workers: int = 1
+) -> np.ndarray:
     """Pearson IC per date.
 
     Parameters
     ----------
     signal, label : float[T, N]
     mask : bool[T, N], optional
+    workers : int
+        Threads over blocks of dates (`for_blocks`; same result for any value).
 
     Returns
     -------
@@ -200,20 +220,26 @@ def ic(signal: np.ndarray, label: np.ndarray, mask: np.ndarray | None = None) ->
     _check_pair(signal, label, mask)
     T = signal.shape[0]
     out = np.empty(T, dtype=np.float64)
-    for a in range(0, T, BLOCK):
-        b = min(a + BLOCK, T)
+
+    def block(a: int, b: int) -> None:
         v = valid_mask(signal[a:b], label[a:b], mask=None if mask is None else mask[a:b])
         out[a:b] = _pearson_rows(signal[a:b], label[a:b], v)
+
+    for_blocks(T, block, workers)
     return out
 
 
-def rank_ic(signal: np.ndarray, label: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+def rank_ic(
+    signal: np.ndarray, label: np.ndarray, mask: np.ndarray | None = None, *, workers: int = 1
+) -> np.ndarray:
     """Spearman RankIC per date (average ranks for ties, over the jointly valid stocks).
 
     Parameters
     ----------
     signal, label : float[T, N]
     mask : bool[T, N], optional
+    workers : int
+        Threads over blocks of dates (`for_blocks`; same result for any value).
 
     Returns
     -------
@@ -221,11 +247,15 @@ def rank_ic(signal: np.ndarray, label: np.ndarray, mask: np.ndarray | None = Non
         Equal to ``scipy.stats.spearmanr`` per date (alphalens' "IC"); NaN on dates with fewer
         than 3 valid stocks or constant ranks.
     """
-    return rank_ic_many(signal, [label], mask)[0]
+    return rank_ic_many(signal, [label], mask, workers=workers)[0]
 
 
 def rank_ic_many(
-    signal: np.ndarray, labels: Sequence[np.ndarray], mask: np.ndarray | None = None
+    signal: np.ndarray,
+    labels: Sequence[np.ndarray],
+    mask: np.ndarray | None = None,
+    *,
+    workers: int = 1,
 ) -> np.ndarray:
     """RankIC of one signal against several labels (e.g. horizons) -> ``float64[H, T]``.
 
@@ -237,8 +267,8 @@ def rank_ic_many(
         _check_pair(signal, np.asarray(lab), mask)
     T = signal.shape[0]
     out = np.empty((len(labels), T), dtype=np.float64)
-    for a in range(0, T, BLOCK):
-        b = min(a + BLOCK, T)
+
+    def block(a: int, b: int) -> None:
         s = np.asarray(signal[a:b], dtype=np.float64)
         vs = np.isfinite(s)
         if mask is not None:
@@ -254,6 +284,8 @@ def rank_ic_many(
                 rx[differ] = _ranks(s[differ], v[differ], 0.0)
             ry = _ranks(y, v, 0.0)
             out[k, a:b] = _rank_corr_rows(rx, ry, v.sum(axis=1))
+
+    for_blocks(T, block, workers)
     return out
 
 
@@ -378,6 +410,8 @@ def ic_decay(
     returns_1d: np.ndarray,
     horizons: Iterable[int] = (1, 5, 10, 20),
     mask: np.ndarray | None = None,
+    *,
+    workers: int = 1,
 ) -> dict[int, float]:
     """Mean RankIC of ``signal`` against the h-period forward return, for each h in ``horizons``.
 
@@ -386,7 +420,7 @@ def ic_decay(
     hs = [int(h) for h in horizons]
     if not hs:
         return {}
-    r = rank_ic_many(signal, forward_returns_many(returns_1d, hs), mask)
+    r = rank_ic_many(signal, forward_returns_many(returns_1d, hs), mask, workers=workers)
     return {
         h: float(np.nanmean(r[k])) if np.isfinite(r[k]).any() else float("nan")
         for k, h in enumerate(hs)

@@ -65,10 +65,11 @@ def _evaluate_one(
     decay_labels: Sequence[np.ndarray],
     nw_lags: int | None,
     keep_series: bool,
+    workers: int,
 ) -> dict[str, Any]:
-    ics = ic(signal, label, mask)
+    ics = ic(signal, label, mask, workers=workers)
     # one call ranks the signal once for the label and every decay horizon
-    many = rank_ic_many(signal, [label, *decay_labels], mask)
+    many = rank_ic_many(signal, [label, *decay_labels], mask, workers=workers)
     rics = many[0]
     n_valid = int(np.isfinite(rics).sum())
     lags = max(horizon - 1, default_nw_lags(n_valid)) if nw_lags is None else nw_lags
@@ -76,7 +77,7 @@ def _evaluate_one(
         "ic": ic_summary(ics, periods_per_year, lags),
         "rank_ic": ic_summary(rics, periods_per_year, lags),
     }
-    groups = quantile_groups(signal, mask, n_groups, industry)
+    groups = quantile_groups(signal, mask, n_groups, industry, workers=workers)
     out["groups"] = {"mean_label": _nanmean_cols(group_mean(groups, label, n_groups))}
     if keep_series:
         out["ic_series"] = ics
@@ -126,6 +127,7 @@ def evaluate_signal(
     decay_horizons: Sequence[int] = (1, 5, 10, 20),
     nw_lags: int | None = None,
     keep_series: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Evaluate a signal: IC, RankIC, IC decay, quantile groups, turnover.
 
@@ -155,6 +157,8 @@ def evaluate_signal(
         Horizons for `ic_decay` (empty to skip).
     keep_series : bool
         Keep the per-date series (``ic_series``, group ``returns``...) in the result.
+    workers : int
+        Threads over blocks of dates for the IC and quantile steps (same result for any value).
 
     Returns
     -------
@@ -216,6 +220,7 @@ def evaluate_signal(
         decay_labels=forward_returns_many(returns_1d, hs) if hs else [],
         nw_lags=nw_lags,
         keep_series=keep_series,
+        workers=int(workers),
     )
     if isinstance(mask, Mapping):
         res = {}
