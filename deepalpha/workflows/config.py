@@ -16,6 +16,7 @@ from deepalpha.config import Strict, read_yaml, validate_config
 from deepalpha.errors import ConfigError
 from deepalpha.train.rolling import DatasetConfig, ModelSpec, RollingConfig
 from deepalpha.train.trainer import TrainConfig
+from deepalpha.workflows.portfolio import PortfolioSpec
 
 
 class SynthSpec(Strict):
@@ -75,6 +76,7 @@ class BarraMLConfig(Strict):
     combine: list[Literal["equal", "ic"]] = Field(default_factory=lambda: ["equal", "ic"])
     ic_lookback: int = Field(12, ge=1, description="months of trailing IC for IC weights")
     evaluate: EvalSpec = Field(default_factory=lambda: EvalSpec(universes=["all"]))
+    portfolio: PortfolioSpec = Field(default_factory=PortfolioSpec)
 
 
 def _decomp_rolling() -> RollingConfig:
@@ -102,6 +104,7 @@ class DecompGRNConfig(Strict):
     data: DataSpec = Field(default_factory=DataSpec)
     rolling: RollingConfig = Field(default_factory=_decomp_rolling)
     evaluate: EvalSpec = Field(default_factory=EvalSpec)
+    portfolio: PortfolioSpec = Field(default_factory=PortfolioSpec)
 
 
 RunConfig = BarraMLConfig | DecompGRNConfig

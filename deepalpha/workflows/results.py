@@ -64,14 +64,14 @@ def model_params(spec: ModelSpec, n_features: int) -> int:
     return int(sum(p.numel() for p in m.parameters()))
 
 
-def _clean(x: Any) -> Any:
+def clean_json(x: Any) -> Any:
     """JSON-safe: arrays to lists, NaN/inf to None, drop per-date series."""
     if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items() if not _is_series(v)}
+        return {k: clean_json(v) for k, v in x.items() if not _is_series(v)}
     if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
+        return [clean_json(v) for v in x]
     if isinstance(x, np.ndarray):
-        return [_clean(v) for v in x.tolist()]
+        return [clean_json(v) for v in x.tolist()]
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
@@ -89,9 +89,9 @@ def result_record(r: SignalResult) -> dict[str, Any]:
         "n_params": r.n_params,
         "first_date": str(r.dates[0]) if len(r.dates) else None,
         "last_date": str(r.dates[-1]) if len(r.dates) else None,
-        "summary": {u: _clean(summary_row(e)) for u, e in r.evaluation.items()},
-        "detail": {u: _clean(e) for u, e in r.evaluation.items()},
-        **{k: _clean(v) for k, v in r.extra.items() if not _is_series(v)},
+        "summary": {u: clean_json(summary_row(e)) for u, e in r.evaluation.items()},
+        "detail": {u: clean_json(e) for u, e in r.evaluation.items()},
+        **{k: clean_json(v) for k, v in r.extra.items() if not _is_series(v)},
     }
 
 
@@ -144,6 +144,11 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """Write ``metrics.json`` atomically."""
+    _atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1, default=str))
+
+
 def write_results(run_dir: Path, header: dict[str, Any], results: Sequence[SignalResult]) -> dict:
     """Write ``metrics.json`` and ``series.parquet``; returns the metrics dict."""
     metrics = {**header, "models": {r.key: result_record(r) for r in results}}
@@ -153,7 +158,7 @@ def write_results(run_dir: Path, header: dict[str, Any], results: Sequence[Signa
         if r.signal is not None and r.assets is not None:
             df = dense_to_long(r.signal, r.dates, r.assets)
             write_predictions(df, sig_dir / f"{signal_file(r.key)}.parquet")
-    _atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=1, default=str))
+    write_metrics(run_dir, metrics)
     tmp = run_dir / f".series.parquet.tmp-{os.getpid()}"
     series_frame(results).write_parquet(tmp)
     os.replace(tmp, run_dir / "series.parquet")

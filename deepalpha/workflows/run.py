@@ -18,7 +18,13 @@ from rich.console import Console
 from deepalpha.config import dump_yaml
 from deepalpha.workflows.config import BarraMLConfig, RunConfig, load_run_config
 from deepalpha.workflows.data import data_summary, load_panel, resolve_data
-from deepalpha.workflows.results import render_table, universes_of, write_results
+from deepalpha.workflows.results import (
+    clean_json,
+    render_table,
+    universes_of,
+    write_metrics,
+    write_results,
+)
 
 
 def machine() -> str:
@@ -109,6 +115,17 @@ def run_config(
         **{k: v for k, v in res.items() if k not in ("results", "system")},
     }
     metrics = write_results(run_dir, header, res["results"])
+    if cfg.portfolio.enabled:
+        from deepalpha.workflows.portfolio import run_portfolios
+
+        stage("index enhancement")
+        keys = [r.key for r in res["results"]]
+        panel = load_panel(data_path, cfg.data)
+        metrics["portfolio"] = run_portfolios(
+            cfg.portfolio, run_dir, data_path, panel, keys, log=stage
+        )
+        metrics["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        write_metrics(run_dir, clean_json(metrics))
     stage(f"done in {metrics['wall_seconds']:.0f} s -> {run_dir}")
     return metrics
 

@@ -1,0 +1,82 @@
+"""The index-enhancement stage of `deepalpha run` (the ``portfolio`` config section).
+
+For each chosen signal of the run (``signals/<key>.parquet``) and each index, the TE-constrained
+optimiser rebalances weekly (or monthly) and the A-share backtest runs on the same data, with a
+daily risk model built once per run (``risk_daily/``). Outputs per (signal, index):
+``portfolio/<key>__<index>/`` with ``nav.parquet``, ``rebalances.parquet``, ``yearly.csv``,
+``weights.parquet`` and ``metrics.json``; the headline metrics go into the run's metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from deepalpha.config import Strict
+from deepalpha.data.predictions import read_predictions
+from deepalpha.portfolio.enhance import BacktestConfig, backtest_predictions, write_result
+from deepalpha.risk.model import RiskConfig, build_risk_model
+from deepalpha.workflows.results import signal_file
+
+
+class PortfolioSpec(Strict):
+    """Index enhancement run after the models (off unless ``enabled``)."""
+
+    enabled: bool = False
+    models: list[str] | None = Field(
+        None, description="signal keys to backtest (default: every model, not the oracle)"
+    )
+    indices: list[Literal["csi300", "csi500", "csi800", "csi1000"]] = Field(
+        default_factory=lambda: ["csi300", "csi500", "csi1000"]
+    )
+    risk: Literal["model", "simple"] = Field(
+        "model", description="model: a daily deepalpha risk model; simple: price-based model"
+    )
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+
+
+def daily_risk_model(panel: Any, data_path: Path, out: Path, preset: str = "responsive") -> Path:
+    """Build (once) the daily risk model the optimiser uses; returns its directory."""
+    if not (out / "meta.json").is_file():
+        from deepalpha.workflows.data import panel_industries
+
+        model = build_risk_model(
+            panel,
+            panel_industries(data_path, panel),
+            freq="daily",
+            config=RiskConfig.preset(preset),
+        )
+        model.save(out)
+    return out
+
+
+def run_portfolios(
+    spec: PortfolioSpec,
+    run_dir: Path,
+    data_path: Path,
+    panel: Any,
+    keys: list[str],
+    log: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """Backtest every (signal, index); returns ``{key: {index: metrics}}``."""
+    say = log or (lambda msg: None)
+    risk_dir = None
+    if spec.risk == "model":
+        say("portfolio: daily risk model")
+        risk_dir = daily_risk_model(panel, data_path, run_dir / "risk_daily")
+    out: dict[str, dict[str, Any]] = {}
+    for key in spec.models or [k for k in keys if not k.startswith("oracle")]:
+        preds = read_predictions(run_dir / "signals" / f"{signal_file(key)}.parquet")
+        for index in spec.indices:
+            say(f"portfolio: {key} on {index}")
+            cfg = spec.backtest.model_copy(update={"index": index})
+            res = backtest_predictions(preds, data_path, cfg, risk_dir=risk_dir)
+            write_result(res, run_dir / "portfolio" / f"{signal_file(key)}__{index}")
+            out.setdefault(key, {})[index] = {
+                **res.metrics,
+                "benchmark": res.info.get("benchmark"),
+                "risk_model": res.info.get("risk_model"),
+            }
+    return out
