@@ -191,3 +191,17 @@ def test_fill_missing_by_industry_and_size():
     xm2[:, ind == 3] = np.nan
     out2 = fill_missing(xm2, ind, P, size, np.ones((T, N)), estu, np.ones((T, N), dtype=bool))
     assert np.all(out2[:, ind == 3] == 0.0)
+
+
+def test_nanmedian_rows_matches_numpy():
+    from deepalpha.risk.standardize import nanmedian_rows
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((6, 701))
+    x[0, ::2] = np.nan
+    x[1] = np.nan
+    x[2, 1:] = np.nan
+    x[3, :-2] = np.nan
+    with pytest.warns(RuntimeWarning):
+        ref = np.nanmedian(x, axis=1)
+    np.testing.assert_array_equal(nanmedian_rows(x), ref)
