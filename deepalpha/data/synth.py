@@ -34,7 +34,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +76,11 @@ class SynthParams:
     p_turbulent_to_calm: float = 0.04
     turbulent_factor_vol: float = 2.0  # factor-vol multiplier in the turbulent regime
     turbulent_specific_vol: float = 1.4
-    country_mu: float = 0.0003
+    country_mu: float = 0.0005
     country_vol: float = 0.011
     industry_vol: float = 0.0055
     beta_loading: float = 0.25  # Beta factor return = beta_loading * country + noise
-    specific_vol: float = 0.017  # median stock's specific vol (calm)
+    specific_vol: float = 0.016  # median stock's specific vol (calm)
     specific_nu: float = 4.0
     limit_carry: float = 0.7  # share of a beyond-limit move carried to the next day
     p_suspend: float = 0.0024  # daily chance a trading stock is suspended
@@ -92,6 +92,10 @@ class SynthParams:
     pv_horizon: int = 10
     cap_groups: int = 20
     trait_persistence: float = 0.985  # monthly AR(1) of latent traits
+    size_premium: float = 0.0004  # minus the Size factor's mean daily return
+    group_volume_vol: float = 0.3  # daily shock of the log turnover common to a cap group
+    penny_days: int = 20  # delisted after this many closes below 1 CNY (the 1-yuan rule)
+    split_above: float = 80.0  # a stock above this raw price issues 10-for-10 bonus shares
 
 
 # ------------------------------------------------------------------------------ calendar
@@ -287,8 +291,8 @@ def simulate_fundamentals(
     pe = _period_ends(dates[0], dates[-1])
     Q, N = len(pe), len(uni.codes)
     cap = np.exp(uni.logcap0)
-    sales = cap / np.exp(rng.normal(np.log(3.0), 0.8, size=N))
-    book = cap / np.exp(rng.normal(np.log(2.4), 0.55, size=N))
+    sales = cap / np.exp(rng.normal(np.log(3.0), 0.6, size=N))
+    book = cap / np.exp(rng.normal(np.log(2.4), 0.8, size=N))
     book0 = book.copy()
     mu_m = 0.07 + 0.05 * uni.quality
     sd_m = 0.02 * np.exp(0.5 * uni.evar)
@@ -362,6 +366,8 @@ class Market:
     specific: np.ndarray  # realised log return minus the factor part
     alpha_pv_new: np.ndarray  # each day's pv innovation (log return over the next 10 days)
     alpha_pv_ok: np.ndarray  # bool: the pattern was defined that day
+    pv_raw: np.ndarray  # the pattern before the cap-group de-meaning (diagnostics)
+    last: np.ndarray  # int[N] last bar (planned delistings and the 1-yuan rule)
     factor_returns: np.ndarray  # [T, 1 + 31 + 15]
     regime: np.ndarray  # bool[T] turbulent
     expo_idx: np.ndarray  # exposure dates (indices)
@@ -383,11 +389,11 @@ def _regimes(T: int, p: SynthParams, rng: np.random.Generator) -> np.ndarray:
 
 def _style_vols() -> np.ndarray:
     v = {
-        "Size": 0.0040, "MidCap": 0.0020, "Beta": 0.0030, "ResidualVolatility": 0.0025,
-        "Liquidity": 0.0025, "Momentum": 0.0022, "ShortTermReversal": 0.0020,
-        "BookToPrice": 0.0016, "EarningsYield": 0.0015, "DividendYield": 0.0010,
-        "Growth": 0.0012, "Leverage": 0.0011, "Profitability": 0.0012,
-        "LongTermReversal": 0.0012, "EarningsVariability": 0.0010,
+        "Size": 0.0050, "MidCap": 0.0040, "Beta": 0.0040, "ResidualVolatility": 0.0035,
+        "Liquidity": 0.0035, "Momentum": 0.0048, "ShortTermReversal": 0.0048,
+        "BookToPrice": 0.0030, "EarningsYield": 0.0045, "DividendYield": 0.0025,
+        "Growth": 0.0025, "Leverage": 0.0040, "Profitability": 0.0045,
+        "LongTermReversal": 0.0032, "EarningsVariability": 0.0025,
     }  # fmt: skip
     return np.array([v[s] for s in STYLES])
 
@@ -476,6 +482,7 @@ def simulate_market(
     ind_scale = rf.uniform(0.7, 1.5, size=K_IND)
     fi = p.industry_vol * mult[:, None] * ind_scale * rf.standard_normal((T, K_IND))
     sty_mu = rf.normal(0, 0.00015, size=K_STY)
+    sty_mu[sa.S["Size"]] = -p.size_premium  # small caps earn a premium: keeps caps lognormal
     fs = sty_mu + _style_vols() * mult[:, None] * rf.standard_normal((T, K_STY))
     fs[:, sa.S["Beta"]] += p.beta_loading * (fc - p.country_mu)
     spec_mult = np.where(regime, p.turbulent_specific_vol, 1.0)
@@ -495,6 +502,7 @@ def simulate_market(
     gap = np.full((T, N), np.nan, f32)
     alpha_new = np.zeros((T, N), f32)
     pv_ok = np.zeros((T, N), dtype=bool)
+    pv_raw = np.full((T, N), np.nan, f32)
     pv_drift = np.zeros((T + p.pv_horizon + 1, N))
     mv = np.full((len(fu.period_end), N), np.nan)
     dv = np.full((len(fu.period_end), N), np.nan)
@@ -506,6 +514,8 @@ def simulate_market(
     susp = np.zeros(N, dtype=bool)
     pending = np.zeros(N)
     vol_ar = 0.4 * rv.standard_normal(N)
+    grp_ar = np.zeros(p.cap_groups)  # AR(1) turnover flow common to each log-cap group
+    grp = sa.cap_groups(np.log(close * shares), uni.first == 0, p.cap_groups)
     traits = {"beta": uni.beta.copy(), "resvol": uni.resvol.copy(), "evar": uni.evar.copy()}
     liq_base = np.log(0.012) + 0.45 * uni.liq
     # dividend / bonus-share schedule: one ex-day a year (mid-June .. July) per payer
@@ -524,6 +534,7 @@ def simulate_market(
             sched.setdefault(int(t), []).append((who, fu.dividend[y][who], bonus[who]))
     pend_div = np.zeros(N)
     pend_bonus = np.zeros(N)
+    pend_flag = np.zeros(N, dtype=bool)
 
     me = month_end_indices(dates)
     expo_idx = np.unique(np.r_[0, me[me < T - 1]])
@@ -585,8 +596,9 @@ def simulate_market(
     cap = close * shares
     record_quarters(0, cap, lst0)
     X, style_drift = new_month(0, cap, lst0)
-    last = uni.last
+    last = uni.last.copy()
     dl = last < T - 1
+    penny = np.zeros(N, dtype=np.int64)
     fac_ret = np.zeros((T, 1 + K_IND + K_STY))
 
     for t in range(1, T):
@@ -614,7 +626,11 @@ def simulate_market(
             on = active[who]  # a stock not yet listed (or gone) pays nothing
             pend_div[who[on]] += amt[on]
             pend_bonus[who[on]] = np.maximum(pend_bonus[who[on]], bonus[on])
-        act = trade & ((pend_div > 0) | (pend_bonus > 0))
+            pend_flag[who[on]] = True
+        act = trade & pend_flag
+        pend_bonus = np.where(
+            act & (close > p.split_above), np.maximum(pend_bonus, 1.0), pend_bonus
+        )
         dps = np.where(act, np.minimum(pend_div / shares, 0.1 * close), 0.0)
         ref = (close - dps) / (1 + np.where(act, pend_bonus, 0.0))
         if act.any():
@@ -623,6 +639,7 @@ def simulate_market(
             fac = np.where(act, fac * close / ref, fac)
             pend_div[act] = 0
             pend_bonus[act] = 0
+            pend_flag[act] = False
         # price inside the limit, 0.01 CNY ticks
         lim = np.where(chinext & (dates[t] >= CHINEXT_20PCT_FROM), 0.20, limit)
         up = np.floor(ref * (1 + lim) * 100 + 0.5) / 100
@@ -650,10 +667,12 @@ def simulate_market(
         lo = np.where(locked, c_new, lo)
         # volume: persistent turnover, AR(1), spikes on big moves; locked days trade little
         vol_ar = 0.92 * vol_ar + 0.22 * rv.standard_normal(N)
+        grp_ar = 0.85 * grp_ar + p.group_volume_vol * rv.standard_normal(p.cap_groups)
         news = rv.random(N) < 0.02
         vol_ar = vol_ar + news * rv.normal(0.7, 0.2, size=N)
         z = np.abs(r_real) / sig
-        lt = liq_base + vol_ar + 0.25 * np.minimum(z, 6) + 0.3 * regime[t] - 0.12 * X[:, 0]
+        flow = np.where(grp >= 0, grp_ar[np.maximum(grp, 0)], 0.0)
+        lt = liq_base + vol_ar + flow + 0.25 * np.minimum(z, 6) + 0.3 * regime[t] - 0.12 * X[:, 0]
         to = np.minimum(np.exp(lt) * np.where(locked, 0.15, 1.0), 0.5)
         v_new = np.maximum(np.round(to * shares / 100), 1) * 100
 
@@ -673,6 +692,10 @@ def simulate_market(
         factor[t] = np.where(listed, fac, np.nan)
         shares_h[t] = np.where(listed, shares, np.nan)
         cap = close * shares
+        grp = sa.cap_groups(np.log(cap), listed, p.cap_groups)
+        penny = np.where(trade, np.where(close < 1.0, penny + 1, 0), penny)
+        gone = active & (penny >= p.penny_days) & (last > t)
+        last[gone] = t  # the 1-yuan delisting rule: today is the last bar
         if t in q_at:
             record_quarters(t, cap, listed)
         # planted (b): today's pv pattern, de-meaned within cap groups, pays over t+1..t+10
@@ -682,6 +705,7 @@ def simulate_market(
                 logret[t - 19 : t + 1], turnover[t - 19 : t + 1], gap[t - 19 : t + 1], ok
             )
             d = sa.cap_group_demean(pat, np.log(cap), ok, p.cap_groups)
+            pv_raw[t] = pat
             a = p.pv_alpha * sa.zscore(d, ok)
             a = np.nan_to_num(a)
             alpha_new[t] = a
@@ -706,6 +730,8 @@ def simulate_market(
         specific=specific,
         alpha_pv_new=alpha_new,
         alpha_pv_ok=pv_ok,
+        pv_raw=pv_raw,
+        last=last,
         factor_returns=fac_ret,
         regime=regime,
         expo_idx=expo_idx,
@@ -1037,12 +1063,16 @@ def oracle_ics(mk: Market, alpha_pv: np.ndarray, p: SynthParams) -> dict:
     label = np.full(adj.shape, np.nan)
     label[: T - h - 1] = adj[1 + h :] / adj[1 : T - h] - 1
     apv = np.where(mk.alpha_pv_ok, alpha_pv, np.nan)
+    new = np.where(mk.alpha_pv_ok, mk.alpha_pv_new, np.nan)
+    raw = np.where(mk.alpha_pv_ok, mk.pv_raw, np.nan)
     ev = slice(0, T, 5)  # every 5th day is enough for the mean and keeps this fast
     return {
         "style_vs_next_month_residual": _ic_summary(sa.rank_ic(A, np.array(res)), 12),
         "style_vs_next_month_total": _ic_summary(sa.rank_ic(A, np.array(tot)), 12),
         "pv_vs_next_10d_return": _ic_summary(sa.rank_ic(apv[ev], fwd[ev]), 252 / h),
         "pv_vs_label_t1_to_t11": _ic_summary(sa.rank_ic(apv[ev], label[ev]), 252 / h),
+        "pv_innovation_vs_label": _ic_summary(sa.rank_ic(new[ev], label[ev]), 252 / h),
+        "pv_raw_pattern_vs_label": _ic_summary(sa.rank_ic(raw[ev], label[ev]), 252 / h),
     }
 
 
@@ -1114,6 +1144,7 @@ def build_market(
     uni = make_universe(stocks, dates, p, rng)
     fu = simulate_fundamentals(uni, dates, p, rng)
     mk = simulate_market(uni, fu, dates, p, seed)
+    uni = replace(uni, last=mk.last)
     return dates, uni, fu, mk
 
 
@@ -1206,6 +1237,9 @@ stock codes (canonical `SH600000` form) in the column order of every `.npy` file
   constraint sum_k w_k f_k = 0 with w = yesterday's industry caps (active stocks). The Beta
   factor return contains `beta_loading * (country - mean)`, so a high Beta exposure means a
   high beta to the market.
+* Volume = turnover x shares; log turnover = stock level (Liquidity trait, smaller caps trade
+  more) + stock AR(1) + a flow common to the stock's log-cap group (AR(1), one of 20 groups)
+  + 0.25 |return| / vol (spikes on big moves) + news spikes; limit-locked days trade little.
 * Specific returns: Student-t (nu = 4) scaled to unit variance, times a stock volatility
   `specific_vol * exp(-0.22 Size + 0.3 resvol_trait)` (clipped to 0.6 %..6 %).
 * Prices: raw closes in 0.01 CNY ticks, clipped at the board's limit (10 % main; ChiNext 10 %,
@@ -1261,7 +1295,7 @@ valuation descriptors are observable from the first day.
 cross-sectional std of `params.style_alpha`; it is added evenly over the next month's days.
 
 (b) `alpha_pv`: at each close t the pattern p = -z(r5) (1 + 1.5 tanh(2 max(surge, 0)))
-- 0.6 z(gap5) with r5 the 5-day log return, surge = log(mean turnover 5 d / mean turnover 20 d),
++ 0.8 z(surge) - 0.6 z(gap5) with r5 the 5-day log return, surge = log(mean turnover 5 d / mean turnover 20 d),
 gap5 the 5-day mean of (close - (high+low+close)/3) / close; then d = p - mean of p within the
 stock's group of 20 log-cap quantiles of that date; the innovation a_t = `params.pv_alpha` z(d)
 is added evenly over t+1..t+10. `alpha` in the file is the full expectation known at t:
@@ -1271,7 +1305,11 @@ sum_{l=0..9} a_{t-l} (10 - l) / 10.
 Spearman per date; `style_vs_next_month_residual`: alpha_style vs the summed realised residual
 (`specific_return`) over the following month (stocks trading at least half of its days);
 `pv_vs_next_10d_return`: alpha_pv vs the summed log return over t+1..t+10;
-`pv_vs_label_t1_to_t11`: alpha_pv vs the DESIGN label close[t+11]/close[t+1]-1.
+`pv_vs_label_t1_to_t11`: alpha_pv vs the DESIGN label close[t+11]/close[t+1]-1;
+`pv_innovation_vs_label`: the same for today's de-meaned pattern alone (what a model that sees
+the last 20 days and the cap groups can reach); `pv_raw_pattern_vs_label`: the pattern *before*
+the cap-group de-meaning (roughly what a per-stock sequence model without cap information can
+reach).
 The pv RankICs are measured on every 5th trading day (overlapping 10-day windows). ICIR is
 annualised (x sqrt(12) monthly, x sqrt(25.2) for 10-day).
 

@@ -142,7 +142,8 @@ def pv_pattern(
     mask : bool[N]
         Stocks for which the pattern is defined.
 
-    Returns ``-z(r5) * (1 + 1.5 tanh(2 max(surge, 0))) - 0.6 z(gap5)`` with ``r5`` the 5-day return,
+    Returns ``-z(r5) (1 + 1.5 tanh(2 max(surge, 0))) + 0.8 z(surge) - 0.6 z(gap5)`` with ``r5`` the
+    5-day return,
     ``surge = log(mean turnover 5 d / mean turnover 20 d)`` and ``gap5`` the 5-day mean gap.
     """
     r5 = logret[-5:].sum(axis=0)
@@ -150,7 +151,8 @@ def pv_pattern(
         surge = np.log(_nanmean0(turnover[-5:]) / _nanmean0(turnover[-20:]))
         g5 = _nanmean0(gap[-5:])
     ok = mask & np.isfinite(r5) & np.isfinite(surge) & np.isfinite(g5)
-    p = -zscore(r5, ok) * (1.0 + 1.5 * np.tanh(2.0 * np.maximum(surge, 0.0))) - 0.6 * zscore(g5, ok)
+    h = 1.0 + 1.5 * np.tanh(2.0 * np.maximum(surge, 0.0))
+    p = -zscore(r5, ok) * h + 0.8 * zscore(surge, ok) - 0.6 * zscore(g5, ok)
     p[~ok] = np.nan
     return p
 
