@@ -157,3 +157,13 @@ def test_cuda_amp_trains(seq_ds):
         TrainConfig(max_epochs=3, lr=1e-2, amp=True, device="cuda", progress=False),
     )
     assert res.best_rank_ic > 0.05
+
+
+def test_validation_without_labels_keeps_the_last_weights(seq_ds):
+    sd = seq_ds.sample_dates()
+    valid = sd[-3:]  # labels not yet known: no validation score at all
+    m = make_model("linear", seq_ds.n_features, seed=0)
+    res = fit(m, seq_ds, sd[:20], valid, TrainConfig(max_epochs=2, lr=1e-2, progress=False))
+    assert np.isnan(res.best_rank_ic) and res.epochs == 2
+    init = make_model("linear", seq_ds.n_features, seed=0)
+    assert not torch.equal(m.lin3.weight, init.lin3.weight)

@@ -316,7 +316,7 @@ def fit(
         model.to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         cache = _BatchCache(dataset, cfg.cache_mb)
-        best_state = copy.deepcopy(model.state_dict())
+        best_state: dict[str, torch.Tensor] | None = None
         best, best_epoch, bad = -math.inf, 0, 0
         prog, _ = _progress(cfg.progress, cfg.max_epochs)
         with prog:
@@ -378,10 +378,11 @@ def fit(
                 prog.update(task, advance=1, info=info)
                 if valid_dates.size and bad >= cfg.patience:
                     break
-        model.load_state_dict(best_state)
+        if best_state is not None:  # else no finite validation score: keep the last weights
+            model.load_state_dict(best_state)
     return FitResult(
         best_epoch=best_epoch,
-        best_rank_ic=float(best) if valid_dates.size else float("nan"),
+        best_rank_ic=float(best) if valid_dates.size and math.isfinite(best) else float("nan"),
         epochs=len(history),
         seconds=time.perf_counter() - start,
         history=history,
