@@ -293,3 +293,13 @@ def test_lag_two_days_runs_and_records_align(market):
     ex = bt.exec_idx[bt.exec_idx >= 0]
     assert (ex - bt.signal_idx[bt.exec_idx >= 0] == 2).all()
     assert res.records["exec_date"].to_list() == list(bt.dates[ex].astype(object))
+
+
+def test_no_rebalance_while_the_index_is_nearly_empty(market):
+    m = dict(market)
+    members = m["members"].copy()
+    members[:150] = False
+    members[:150, :2] = True  # a membership file with 2 members before the index's start
+    m["members"] = members
+    res = run(m, m["truth"], CFG.model_copy(update={"end": m["dates"][200].astype(object)}))
+    assert res.backtest.signal_idx[0] >= 150

@@ -14,6 +14,9 @@ data has no index weights, see `benchmark`). Names suspended or at a price limit
 untradable for the optimiser (kept at ``w_prev``); the engine then drops orders that meet a limit
 or suspension on the execution day.
 
+Rebalance dates need scores, a covariance forecast and an index of at least half its median
+member count (membership files can be nearly empty before an index's start).
+
 Missing risk data of a candidate: styles 0 (the cap-weighted mean), no industry (country only),
 specific variance = the candidates' median.
 """
@@ -314,6 +317,11 @@ def run_enhancement(
     has_px = np.isfinite(close) & (close > 0)
     has_signal = np.isfinite(scores).any(axis=1)
     ok = has_signal & (dates >= np.datetime64(risk.first_date(), "D"))
+    # membership files can be nearly empty before an index's real start (csi1000 lists 2
+    # members until 2015-05): rebalance only where the index has at least half its usual size
+    n_mem = (members & has_px).sum(axis=1)
+    if (n_mem > 0).any():
+        ok &= n_mem >= 0.5 * np.median(n_mem[n_mem > 0])
     if cfg.start is not None:
         ok &= dates >= np.datetime64(cfg.start, "D")
     if cfg.end is not None:
