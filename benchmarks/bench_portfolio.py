@@ -141,7 +141,8 @@ def bench_backtest(index: str, risk_dir: str | None, start: str, end: str) -> No
     print(
         "excess {:.2%}/yr, TE {:.2%}, IR {:.2f}, excess MDD {:.2%}, monthly win {:.0%}, "
         "turnover {:.1%}/rebalance ({:.1f}x/yr), costs {:.2%}/yr, ex-ante TE {:.2%}, "
-        "relaxed {:.0%} of rebalances; vs cap-weighted proxy: excess {:.2%}, IR {:.2f}".format(
+        "relaxed {:.0%} of rebalances; vs cap-weighted proxy: excess {:.2%}, IR {:.2f}, "
+        "TE {:.2%}".format(
             m["excess_return"],
             m["tracking_error"],
             m["information_ratio"],
@@ -154,6 +155,7 @@ def bench_backtest(index: str, risk_dir: str | None, start: str, end: str) -> No
             m["relaxed_share"],
             m.get("proxy_excess_return", float("nan")),
             m.get("proxy_information_ratio", float("nan")),
+            m.get("proxy_tracking_error", float("nan")),
         )
     )
     print(
