@@ -46,7 +46,17 @@ def screenshot(html: Path, out: Path, width: int = 1280, height: int = 2000) -> 
             out.write_bytes(drv.get_screenshot_as_png())
         finally:
             drv.quit()
+    _palette(out)
     return out
+
+
+def _palette(path: Path) -> None:
+    """Shrink the PNG to 256 colours (the page is flat colours and text)."""
+    from PIL import Image
+
+    im = Image.open(path).convert("RGB")
+    q = im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    q.save(path, format="PNG", optimize=True)
 
 
 def main() -> None:
