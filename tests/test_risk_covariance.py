@@ -194,3 +194,13 @@ def test_late_factor_uses_its_own_history():
     np.testing.assert_allclose(cov[2, 2], ewma_cov(f[300:, 2:], 50)[0, 0], rtol=1e-5)
     np.testing.assert_allclose(cov[:2, :2], ewma_cov(f[:, :2], 50), rtol=1e-5)
     np.testing.assert_allclose(cov[0, 2], ewma_cov(f[300:], 50)[0, 2], rtol=1e-5)
+
+
+def test_factor_without_history_has_zero_forecast():
+    rng = np.random.default_rng(12)
+    f, _ = simulate(300, 4, rng)
+    f[:250, 3] = np.nan  # factor 3 observed on 50 rows only
+    cfg = CovarianceConfig(min_obs=20, min_factor_obs=21, eigen_sims=20)
+    cov = factor_covariance(f, np.array([260, 290]), cfg)[0]
+    assert np.all(cov[0, 3, :] == 0) and np.all(cov[0, :, 3] == 0)  # 10 rows: no forecast
+    assert cov[1, 3, 3] > 0 and np.all(np.diag(cov[0])[:3] > 0)

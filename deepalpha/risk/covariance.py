@@ -279,6 +279,8 @@ def factor_covariance(
             rng = np.random.default_rng([cfg.seed, d])
             h = int(cfg.eigen_obs or max(n_eff, 2))
             C = eigen_adjust(C, n_obs=h, n_sims=cfg.eigen_sims, scale=cfg.eigen_scale, rng=rng)
+            C[thin, :] = 0.0  # again: the eigen rotation leaks round-off into them
+            C[:, thin] = 0.0
             lam_d = lam[d] if d < T else lam[-1]
             out[i] = C * lam_d**2
         if progress is not None:
