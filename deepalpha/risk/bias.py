@@ -14,6 +14,7 @@ whose risk uses the full model ``x' F x + sum h^2 Delta``.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,7 +58,13 @@ def factor_z(model: RiskModel) -> np.ndarray:
     j = _forecast_row(model)
     var = np.diagonal(np.asarray(model.factor_cov, dtype=np.float64), axis1=1, axis2=2)
     sig = np.where(j[:, None] >= 0, np.sqrt(var[np.maximum(j, 0)]), np.nan)
-    sig[~(sig > 0)] = np.nan  # no forecast (factor without history)
+    # no forecast (a factor without history has a zero row; guard round-off relative to the
+    # date's median factor variance)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a date with no forecast at all
+        med = np.nanmedian(np.where(var > 0, var, np.nan), axis=1)
+    floor = np.where(j >= 0, 1e-10 * med[np.maximum(j, 0)], np.inf)
+    sig[~(sig**2 > floor[:, None])] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.asarray(model.factor_returns, dtype=np.float64) / sig
     z[~np.isfinite(z) | np.isnan(np.asarray(model.tstats))] = np.nan  # NaN t: fixed at 0
@@ -76,8 +83,10 @@ def eigen_z(model: RiskModel) -> np.ndarray:
         if rows.size == 0 or not np.isfinite(C).all():
             continue
         d, U = np.linalg.eigh(C)
+        d = np.where(d > 1e-10 * d.max(), d, np.nan)  # null directions (factors without data)
         with np.errstate(invalid="ignore", divide="ignore"):
-            z[rows] = (f[rows] @ U) / np.sqrt(np.where(d > 0, d, np.nan))
+            z[rows] = (np.nan_to_num(f[rows]) @ U) / np.sqrt(d)
+        z[rows[np.isnan(f[rows]).any(axis=1)]] = np.nan
     return z
 
 
