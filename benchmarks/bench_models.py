@@ -194,6 +194,7 @@ def main() -> None:
         "--backends", default="fused,loop,chunked", help="scan backends; the first is the headline"
     )
     ap.add_argument("--skip-scans", action="store_true", help="skip the scan-alone section")
+    ap.add_argument("--skip-seq", action="store_true", help="only the tabular section")
     args = ap.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
@@ -206,7 +207,8 @@ def main() -> None:
         print(torch.cuda.get_device_name())
     if not args.skip_mlp:
         bench_mlp(device, rounds)
-    for t_len in (60,) if args.quick else [int(t) for t in args.t.split(",")]:
+    t_lens = (60,) if args.quick else [int(t) for t in args.t.split(",")]
+    for t_len in [] if args.skip_seq else t_lens:
         bench_seq(device, t_len, rounds, args.backends.split(","))
         if not args.skip_scans:
             bench_scans(device, t_len, rounds, args.compile)
