@@ -250,7 +250,7 @@ def test_cli_report_command(demo_runs, tmp_path):
     register(app)
 
     @app.command()
-    def _other() -> None:  # a second command so typer keeps 'report' as a subcommand
+    def other() -> None:  # a second command so typer keeps 'report' as a subcommand
         pass
 
     out = tmp_path / "r.html"

@@ -56,10 +56,11 @@ p.note,div.note{color:var(--mut);font-size:12.5px;margin:4px 0 8px}
 .scroll{overflow-x:auto;margin:6px 0 10px}
 table{border-collapse:collapse;font-size:12.5px;font-variant-numeric:tabular-nums}
 th,td{padding:4px 9px;border-bottom:1px solid var(--bd);white-space:nowrap}
-th{background:var(--bg);font-weight:600;text-align:right;position:sticky;top:0}
+th{background:var(--bg);font-weight:600;text-align:right}
 th:first-child,td:first-child{text-align:left}
 td{text-align:right}
 td.l,th.l{text-align:left}
+th.grp{text-align:center;border-bottom:2px solid var(--bd);background:#fff}
 tr.oracle td{color:var(--mut);font-style:italic}
 tr.best td{background:#eef6ee}
 td.neg{color:var(--neg)}
@@ -136,15 +137,23 @@ def table(
     caption: str | None = None,
     row_class: Sequence[str] | None = None,
     left: int = 1,
+    groups: Sequence[tuple[str, int]] | None = None,
 ) -> str:
     """A table of pre-formatted strings; the first ``left`` columns are left-aligned, numbers
-    right-aligned, negative figures red."""
+    right-aligned, negative figures red. ``groups``: an upper header row of (label, span)."""
     rows = list(rows)
     out = ['<div class="scroll"><table>']
     if caption:
         out.append(f"<caption>{esc(caption)}</caption>")
+    out.append("<thead>")
+    if groups:
+        out.append(
+            "<tr>"
+            + "".join(f'<th class="grp" colspan="{n}">{esc(g)}</th>' for g, n in groups)
+            + "</tr>"
+        )
     out.append(
-        "<thead><tr>"
+        "<tr>"
         + "".join(f'<th class="l">{esc(h)}</th>' if i < left else f"<th>{esc(h)}</th>"
                   for i, h in enumerate(headers))
         + "</tr></thead><tbody>"
@@ -330,18 +339,19 @@ def _conventions(run: RunData) -> str:
 def universe_matrix(run: RunData) -> str:
     """System B: model x universe matrix of the headline figures."""
     us = run.universes
-    figs = (("rank_ic", "RankIC"), ("rank_icir_ann", "RankICIR ann."),
-            ("ls_ann_return", "L-S ann."))  # fmt: skip
-    heads = ["model", "params"] + [f"{h} · {u}" for _, h in figs for u in us]
+    figs = (("rank_ic", "RankIC"), ("rank_icir_ann", "ICIR ann."), ("ls_ann_return", "L-S"))
+    heads = ["model", "params"] + [h for _ in us for _, h in figs]
     rows, cls = [], []
     for k in run.keys:
         rec = run.metrics["models"][k]
         row = [k, fmt("n_params", rec.get("n_params"))]
-        for key, _ in figs:
-            row += [fmt(key, rec["summary"].get(u, {}).get(key)) for u in us]
+        for u in us:
+            row += [fmt(key, rec["summary"].get(u, {}).get(key)) for key, _ in figs]
         rows.append(row)
         cls.append("oracle" if k == ORACLE else "")
-    return table(heads, rows, caption="per-universe headline figures", row_class=cls)
+    groups = [("", 2)] + [(u, len(figs)) for u in us]
+    return table(heads, rows, caption="per-universe headline figures", row_class=cls,
+                 groups=groups)  # fmt: skip
 
 
 def comparison_section(run: RunData) -> str:

@@ -248,12 +248,12 @@ def model_detail(
                 key=lambda t: t[0])  # fmt: skip
     bottom = gs[2, :].subgridspec(1, 3 if hs else 2, wspace=0.08)
     if hs:
-        f = style(fig.add_subplot(bottom[0]), "IC decay (IC vs holding horizon)", "IC")
+        f = style(fig.add_subplot(bottom[0]), "IC decay by horizon", "IC")
         x = np.arange(len(hs))
         vals = [v for _, v in hs]
         f.bar(x, vals, color=[POS if v >= 0 else NEG for v in vals], width=0.6)
         f.set_xticks(x, [f"{h}" for h, _ in hs])
-        f.set_xlabel("horizon (periods)", fontsize=FS)
+        f.set_xlabel(f"horizon ({'months' if monthly else 'days'})", fontsize=FS)
         f.axhline(0, color="#999", linewidth=0.6)
 
     ga = style(fig.add_subplot(bottom[-2]), "Annual return by group", None)
@@ -267,7 +267,7 @@ def model_detail(
         ga.axhline(0, color="#999", linewidth=0.6)
         _pct_axis(ga)
 
-    t = style(fig.add_subplot(bottom[-1]), "Turnover per rebalance (one-sided)", None)
+    t = style(fig.add_subplot(bottom[-1]), "Turnover per rebalance", "one-sided")
     tv = [np.nan if v is None else float(v) for v in (turnover or [])]
     if not tv or not np.isfinite(tv).any():
         no_data(t)
