@@ -47,21 +47,22 @@ class _SinkhornFn(torch.autograd.Function):
             saved += [c, m, r]
         ctx.save_for_backward(*saved)
         ctx.t_max, ctx.shape = t_max, logits.shape
-        return m.permute(2, 0, 1).reshape(*lead, n, n)
+        # contiguous batch-first: a strided [b, n, n] sends torch.matmul to a per-sample slow path
+        return m.permute(2, 0, 1).contiguous().reshape(*lead, n, n)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         s, *rest = ctx.saved_tensors
         n = ctx.shape[-1]
-        g = grad.reshape(-1, n, n).permute(1, 2, 0).to(s.dtype)
+        g = grad.reshape(-1, n, n).permute(1, 2, 0).to(s.dtype).contiguous()
         for k in reversed(range(ctx.t_max)):
             c, m_row, r = rest[3 * k : 3 * k + 3]
             g = (g - (g * m_row).sum(dim=1, keepdim=True)) / r  # through m_row = m_col / r
             m_col = m_row * r
             g = (g - (g * m_col).sum(dim=0)) / c  # through m_col = m / (c + eps)
         g = s * (g - (g * s).sum(dim=1, keepdim=True))  # through the row softmax
-        return g.permute(2, 0, 1).reshape(ctx.shape), None, None
+        return g.permute(2, 0, 1).contiguous().reshape(ctx.shape), None, None
 
 
 def sinkhorn_knopp(logits: Tensor, t_max: int = 20, eps: float = EPS) -> Tensor:
