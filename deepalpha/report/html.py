@@ -717,10 +717,12 @@ def render_compare(runs: Sequence[RunData]) -> str:
         d = r.data
         rows.append([lab, SYSTEMS.get(r.system, r.system).split(" — ")[0], str(d.get("kind", "-")),
                      f"{d.get('first_date', '-')} → {d.get('last_date', '-')}",
-                     count(d.get("stocks")), str(len(r.keys)), seconds(r.metrics.get("wall_seconds")),
-                     str(r.path)])  # fmt: skip
-    runs_body = table(["run", "system", "data", "period", "stocks", "signals", "wall time",
-                       "directory"], rows)  # fmt: skip
+                     count(d.get("stocks")), str(len(r.keys)),
+                     seconds(r.metrics.get("wall_seconds"))])  # fmt: skip
+    runs_body = table(["run", "system", "data", "period", "stocks", "signals", "wall time"], rows,
+                      left=4)  # fmt: skip
+    runs_body += note("Directories: " + "; ".join(f"{lab} = {r.path}"
+                                                  for lab, r in zip(labels, runs, strict=True)))  # fmt: skip
     universes = list(dict.fromkeys(u for r in runs for u in r.universes))
     secs: list[tuple[str, str, str]] = [("runs", "Runs", runs_body)]
     secs.append(("models", "Headline figures", compare_tables(runs, labels, universes)))
@@ -750,9 +752,8 @@ def render_compare(runs: Sequence[RunData]) -> str:
 #: Columns of the compare table when System A and B runs are mixed.
 MIXED = (
     ("rank_ic", "RankIC"), ("rank_icir_ann", "RankICIR ann."), ("rank_ic_win", "IC>0"),
-    ("ic", "IC"), ("top_ann_return", "Top ann."), ("ls_ann_return", "L-S ann."),
-    ("ls_max_dd", "L-S MDD"), ("top_turnover", "Top TO"), ("pf_ann_return", "PureF ann."),
-    ("pf_t", "PureF t"), ("n_params", "params"),
+    ("top_ann_return", "Top ann."), ("ls_ann_return", "L-S ann."), ("top_turnover", "Top TO"),
+    ("pf_ann_return", "PureF ann."), ("pf_t", "PureF t"), ("n_params", "params"),
 )  # fmt: skip
 
 
