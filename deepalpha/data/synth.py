@@ -76,7 +76,7 @@ class SynthParams:
     p_turbulent_to_calm: float = 0.04
     turbulent_factor_vol: float = 2.0  # factor-vol multiplier in the turbulent regime
     turbulent_specific_vol: float = 1.4
-    country_mu: float = 0.0005
+    country_mu: float = 0.0004
     country_vol: float = 0.011
     industry_vol: float = 0.0055
     beta_loading: float = 0.25  # Beta factor return = beta_loading * country + noise
@@ -92,10 +92,10 @@ class SynthParams:
     pv_horizon: int = 10
     cap_groups: int = 20
     trait_persistence: float = 0.985  # monthly AR(1) of latent traits
-    size_premium: float = 0.0004  # minus the Size factor's mean daily return
+    size_premium: float = 0.0005  # minus the Size factor's mean daily return
     group_volume_vol: float = 0.3  # daily shock of the log turnover common to a cap group
     penny_days: int = 20  # delisted after this many closes below 1 CNY (the 1-yuan rule)
-    split_above: float = 80.0  # a stock above this raw price issues 10-for-10 bonus shares
+    split_above: float = 50.0  # a stock above this raw price issues 10-for-10 bonus shares
 
 
 # ------------------------------------------------------------------------------ calendar
@@ -1236,7 +1236,13 @@ stock codes (canonical `SH600000` form) in the column order of every `.npy` file
   chain; factor vol x2, specific vol x1.4 when turbulent). Industry returns satisfy the Barra
   constraint sum_k w_k f_k = 0 with w = yesterday's industry caps (active stocks). The Beta
   factor return contains `beta_loading * (country - mean)`, so a high Beta exposure means a
-  high beta to the market.
+  high beta to the market. The Size factor has a mean of `-size_premium` a day (small caps earn
+  a premium), which keeps the cross-section of log caps from spreading out over a decade.
+* Corporate actions: one ex-date a year (mid-June to July) per stock: a cash dividend
+  (payout x last year's earnings) and sometimes bonus shares (always 10-for-10 when the raw price
+  is above `split_above`); the factor absorbs both. A stock that closes below 1 CNY on
+  `penny_days` trading days in a row is delisted (the 1-yuan rule), besides the planned
+  delistings.
 * Volume = turnover x shares; log turnover = stock level (Liquidity trait, smaller caps trade
   more) + stock AR(1) + a flow common to the stock's log-cap group (AR(1), one of 20 groups)
   + 0.25 |return| / vol (spikes on big moves) + news spikes; limit-locked days trade little.
