@@ -215,6 +215,12 @@ def test_report_shows_amax_gain_and_portfolio_when_present(demo_runs, tmp_path):
     assert ">2021<" in port and "-2.0%" in port  # per-year table
     # a damaged optional part is reported, not fatal
     assert "Could not read risk_daily/" in text and "monthly risk model" in text
+    # the compare page overlays the portfolios it finds
+    cmp = H.write_compare_report([run_dir, demo_runs["demo_barra"]], tmp_path / "c.html")
+    text = cmp.read_text()
+    port = text[text.index('<section id="portfolio"') :]
+    assert '<td class="l">mlp/equal</td>' in port and "<img" in port
+    assert_self_contained(text)
     assert_self_contained(text)
 
 

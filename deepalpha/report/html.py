@@ -570,13 +570,12 @@ def portfolio_section(run: RunData) -> str:
     if not run.portfolios:
         return note("No index-enhancement portfolio was run for this run (no portfolio/ folder; "
                     "enable the config's portfolio section to get NAV vs the index).")  # fmt: skip
-    keys = {signal_file(k): k for k in run.keys}
-    rows = [[keys.get(p.key, p.key), p.index] + [f(p.metrics.get(k)) for k, _, f in PORTFOLIO_FIGS]
+    rows = [[_signal_key(run, p), p.index] + [f(p.metrics.get(k)) for k, _, f in PORTFOLIO_FIGS]
             for p in run.portfolios]  # fmt: skip
     out = [table(["signal", "index"] + [h for _, h, _ in PORTFOLIO_FIGS], rows, left=2,
                  caption="index enhancement, whole period")]  # fmt: skip
     for p in run.portfolios:
-        out.append(f'<h3 id="portfolio-{slug(p.name)}">{esc(keys.get(p.key, p.key))} on '
+        out.append(f'<h3 id="portfolio-{slug(p.name)}">{esc(_signal_key(run, p))} on '
                    f"{esc(p.index or '-')}</h3>")  # fmt: skip
         bench = p.info.get("benchmark")
         if bench:
@@ -585,6 +584,11 @@ def portfolio_section(run: RunData) -> str:
         if p.yearly is not None and p.yearly.height:
             out.append(yearly_table(p))
     return "".join(out)
+
+
+def _signal_key(run: RunData, p: PortfolioView) -> str:
+    """The run's signal key of a portfolio folder (``mlp__equal`` -> ``mlp/equal``)."""
+    return {signal_file(k): k for k in run.keys}.get(p.key, p.key)
 
 
 def portfolio_figure(p: PortfolioView) -> Any:
@@ -802,13 +806,13 @@ def compare_overlay(runs: Sequence[RunData], labels: Sequence[str], u: str) -> A
 
 
 def compare_portfolios(runs: Sequence[RunData], labels: Sequence[str]) -> str:
-    items = [(lab, p) for lab, r in zip(labels, runs, strict=True) for p in r.portfolios]
+    items = [(lab, r, p) for lab, r in zip(labels, runs, strict=True) for p in r.portfolios]
     if not items:
         return note("No index-enhancement portfolio in any of these runs.")
-    rows = [[lab, p.key, p.index] + [f(p.metrics.get(k)) for k, _, f in PORTFOLIO_FIGS]
-            for lab, p in items]  # fmt: skip
+    rows = [[lab, _signal_key(r, p), p.index] + [f(p.metrics.get(k)) for k, _, f in PORTFOLIO_FIGS]
+            for lab, r, p in items]  # fmt: skip
     lines = [plots.Line(f"{lab} · {p.name}", p.nav["date"].to_numpy().astype("datetime64[D]"),
-                        p.nav["excess_nav"].to_numpy()) for lab, p in items]  # fmt: skip
+                        p.nav["excess_nav"].to_numpy()) for lab, _, p in items]  # fmt: skip
     return (table(["run", "signal", "index"] + [h for _, h, _ in PORTFOLIO_FIGS], rows, left=3)
             + img(plots.excess_overlay(lines), "excess NAVs"))  # fmt: skip
 
