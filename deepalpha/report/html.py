@@ -101,18 +101,22 @@ def _finite(v: Any) -> bool:
 
 
 def pct(v: Any, d: int = 1) -> str:
+    """Percent with ``d`` decimals (``-`` when missing)."""
     return f"{100 * v:.{d}f}%" if _finite(v) else "-"
 
 
 def num(v: Any, d: int = 2) -> str:
+    """Plain number with ``d`` decimals and thousands separators."""
     return f"{v:,.{d}f}" if _finite(v) else "-"
 
 
 def count(v: Any) -> str:
+    """Whole count with thousands separators."""
     return f"{round(v):,}" if _finite(v) else "-"
 
 
 def seconds(v: Any) -> str:
+    """A duration in s, min or h."""
     if not _finite(v):
         return "-"
     if v < 120:
@@ -121,6 +125,7 @@ def seconds(v: Any) -> str:
 
 
 def slug(x: str) -> str:
+    """An HTML id fragment of a key (``mhc_mlp/ic`` -> ``mhc-mlp-ic``)."""
     return re.sub(r"[^a-z0-9]+", "-", x.lower()).strip("-") or "x"
 
 
@@ -176,16 +181,19 @@ def table(
 
 
 def kv(items: Iterable[tuple[str, str]]) -> str:
+    """A grid of label/value pairs."""
     return '<div class="kv">' + "".join(
         f"<div><b>{esc(k)}</b>{esc(v)}</div>" for k, v in items
     ) + "</div>"  # fmt: skip
 
 
 def section(sid: str, title: str, body: str) -> str:
+    """A ``<section>`` with its id and heading."""
     return f'<section id="{sid}"><h2>{esc(title)}</h2>{body}</section>'
 
 
 def note(text: str) -> str:
+    """A small grey paragraph."""
     return f'<p class="note">{esc(text)}</p>'
 
 
@@ -219,6 +227,7 @@ def _lines(run: RunData, keys: Sequence[str], universe: str, metric: str,
 
 
 def overview(run: RunData) -> str:
+    """Key facts of the run, the best model, problems and the caveat banner."""
     m, d = run.metrics, run.data
     keys = [k for k in run.keys if k != ORACLE]
     first = [m["models"][k].get("first_date") for k in run.keys]
@@ -257,6 +266,7 @@ def overview(run: RunData) -> str:
 
 
 def _best_line(run: RunData) -> str:
+    """One sentence: the best model by RankIC in the first universe vs the oracle."""
     if not run.universes:
         return ""
     u = run.universes[0]
@@ -277,6 +287,7 @@ def _best_line(run: RunData) -> str:
 
 
 def data_section(run: RunData) -> str:
+    """The data summary (data.json) and every caveat."""
     d = run.data
     items = [
         (k.replace("_", " "), count(v) if isinstance(v, int) else str(v))
@@ -295,6 +306,7 @@ def data_section(run: RunData) -> str:
 
 
 def headline_tables(run: RunData) -> str:
+    """One headline table per universe (the terminal table's columns)."""
     cols = A_COLUMNS if run.system == "barra_ml" else B_COLUMNS
     out = []
     for u in run.universes:
@@ -355,6 +367,7 @@ def universe_matrix(run: RunData) -> str:
 
 
 def comparison_section(run: RunData) -> str:
+    """Models side by side: a table and one overlay figure per universe."""
     keys = run.keys
     out = []
     if run.system == "barra_ml":
@@ -370,6 +383,7 @@ def comparison_section(run: RunData) -> str:
 
 def overlay_figure(run: RunData, keys: Sequence[str], u: str,
                    label: Callable[[str], str] = str) -> Any:  # fmt: skip
+    """Overlay figure of ``keys`` in universe ``u`` (labels via ``label``)."""
     top = []
     for k in keys:
         g = run.n_groups(k, u)
@@ -422,6 +436,7 @@ def family_table(run: RunData) -> str:
 
 
 def pure_factor_section(run: RunData) -> str:
+    """System A: the pure factor return table and figure."""
     stats = {k: run.metrics["models"][k].get("pure_factor") or {} for k in run.keys}
     stats = {k: v for k, v in stats.items() if v}
     lines = [
@@ -450,6 +465,7 @@ def pure_factor_section(run: RunData) -> str:
 
 
 def amax_section(run: RunData) -> str:
+    """System A: Amax gain per epoch of HC vs mHC, or why it is missing."""
     tr = run.training
     if tr is None:
         return note("No training logs in this run directory (rolling/jobs is absent).")
@@ -473,6 +489,7 @@ def amax_section(run: RunData) -> str:
 
 
 def training_section(run: RunData) -> str:
+    """Parameter counts and a per-model summary of the rolling jobs."""
     params = {k: run.metrics["models"][k].get("n_params") for k in run.keys}
     tr = run.training
     if tr is None:
@@ -522,6 +539,7 @@ def _key_rank(run: RunData) -> Callable[[str], int]:
 
 
 def per_model_section(run: RunData) -> str:
+    """One article per signal with its six-to-seven panel figure."""
     if not run.universes:
         return note("No evaluated universes.")
     u = run.universes[0]
@@ -567,6 +585,7 @@ PORTFOLIO_FIGS = (
 
 
 def portfolio_section(run: RunData) -> str:
+    """Index enhancement: table, NAV figure and per-year table per backtest."""
     if not run.portfolios:
         return note("No index-enhancement portfolio was run for this run (no portfolio/ folder; "
                     "enable the config's portfolio section to get NAV vs the index).")  # fmt: skip
@@ -592,6 +611,7 @@ def _signal_key(run: RunData, p: PortfolioView) -> str:
 
 
 def portfolio_figure(p: PortfolioView) -> Any:
+    """NAV vs index, excess NAV and its drawdown of one backtest."""
     nav = p.nav
     proxy = nav["proxy_nav"].to_numpy() if "proxy_nav" in nav.columns else None
     return plots.portfolio(
@@ -605,6 +625,7 @@ def portfolio_figure(p: PortfolioView) -> Any:
 
 
 def yearly_table(p: PortfolioView) -> str:
+    """The per-year table of one backtest."""
     y = p.yearly
     spec = [
         ("period_return", "return", pct), ("bench_period_return", "index", pct),
@@ -621,12 +642,14 @@ def yearly_table(p: PortfolioView) -> str:
 
 
 def risk_section(run: RunData) -> str:
+    """Every saved risk model (monthly, daily), or a line saying there is none."""
     if not run.risk:
         return note("No saved risk model in this run directory (risk_monthly/ or risk_daily/).")
     return "".join(risk_view(r) for r in run.risk)
 
 
 def risk_view(r: RiskView) -> str:
+    """R² and cumulative style returns figure plus a style summary table."""
     ppy = r.periods_per_year
     rows = []
     for j, n in enumerate(r.style_names):
@@ -651,6 +674,7 @@ def risk_view(r: RiskView) -> str:
 
 
 def text_block(text: str, what: str) -> str:
+    """A collapsed <pre> block (config, log)."""
     if not text:
         return note(f"No {what} in the run directory.")
     return f"<details><summary>{esc(what)}</summary><pre>{esc(text)}</pre></details>"
@@ -702,6 +726,7 @@ def _write(path: Path, text: str) -> None:
 
 # ------------------------------------------------------------------------------ compare
 def _run_labels(runs: Sequence[RunData]) -> list[str]:
+    """Run names, numbered where two runs share one."""
     names = [r.name for r in runs]
     if len(set(names)) == len(names):
         return names
@@ -762,6 +787,7 @@ MIXED = (
 
 
 def compare_tables(runs: Sequence[RunData], labels: Sequence[str], universes: Sequence[str]) -> str:
+    """Headline tables of every run's signals, one per universe."""
     systems = {r.system for r in runs}
     cols = (
         A_COLUMNS if systems == {"barra_ml"} else B_COLUMNS if "barra_ml" not in systems else MIXED
@@ -780,6 +806,7 @@ def compare_tables(runs: Sequence[RunData], labels: Sequence[str], universes: Se
 
 
 def compare_overlay(runs: Sequence[RunData], labels: Sequence[str], u: str) -> Any:
+    """Overlay figure of every run's signals in universe ``u`` (None if none)."""
     ric, ls, top, ann = [], [], [], {}
     mixed = len({r.periods_per_year for r in runs}) > 1
     for lab, r in zip(labels, runs, strict=True):
@@ -806,6 +833,7 @@ def compare_overlay(runs: Sequence[RunData], labels: Sequence[str], u: str) -> A
 
 
 def compare_portfolios(runs: Sequence[RunData], labels: Sequence[str]) -> str:
+    """Every run's backtests: one table and the excess NAVs overlaid."""
     items = [(lab, r, p) for lab, r in zip(labels, runs, strict=True) for p in r.portfolios]
     if not items:
         return note("No index-enhancement portfolio in any of these runs.")
