@@ -87,8 +87,8 @@ class SynthParams:
     p_stay_suspended: float = 0.9
     listed_at_start: float = 0.72  # share of stocks listed before the calendar starts
     delisted: float = 0.04  # share of stocks delisted inside the calendar
-    style_alpha: float = 0.018  # cross-sectional std of planted (a), log return per month
-    pv_alpha: float = 0.003  # cross-sectional std of a day's planted (b), log return over 10 days
+    style_alpha: float = 0.016  # cross-sectional std of planted (a), log return per month
+    pv_alpha: float = 0.0027  # cross-sectional std of a day's planted (b), log return over 10 days
     pv_horizon: int = 10
     cap_groups: int = 20
     trait_persistence: float = 0.985  # monthly AR(1) of latent traits
