@@ -129,7 +129,7 @@ def summarize(z: np.ndarray, window: int) -> dict[str, Any]:
     """Median and spread of full-sample and rolling bias statistics, and the rolling mean
     absolute deviation from 1 (MRAD)."""
     full = bias_statistic(z)
-    roll = bias_statistic(z, window)
+    roll = bias_statistic(z, window, min_obs=min(20, max(window // 2, 2)))
     return {
         "median": float(np.nanmedian(full)) if np.isfinite(full).any() else float("nan"),
         "q10": float(np.nanquantile(full, 0.1)) if np.isfinite(full).any() else float("nan"),

@@ -291,7 +291,9 @@ def _scaled(cfg: RiskConfig, freq: str) -> tuple[CovarianceConfig, SpecificConfi
         eigen_sims=cfg.eigen_sims,
         eigen_scale=cfg.eigen_scale,
         vra_halflife=max(cfg.vra_halflife * s, 1.0),
-        min_obs=cfg.min_cov_obs if freq == "daily" else 12,
+        # monthly: 47 factors need a few years of months before the sample covariance has full
+        # rank (with 12 months its small eigenvalues are pure noise)
+        min_obs=cfg.min_cov_obs if freq == "daily" else 36,
         min_factor_obs=21 if freq == "daily" else 3,
         seed=cfg.seed,
     )
