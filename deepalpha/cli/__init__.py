@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from deepalpha.cli import backtest, data, demo, models, risk, run
+from deepalpha.cli import backtest, data, demo, models, report, risk, run
 from deepalpha.errors import DeepAlphaError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(models.app, name="models")
 demo.register(app)
 backtest.register(app)
 run.register(app)
+report.register(app)
 
 err = Console(stderr=True)
 

@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
     def compare(
         runs: list[Path] = typer.Argument(..., help="run directories"),
         universe: str = typer.Option(None, help="only this universe"),
+        html: Path = typer.Option(None, help="also write an HTML page with the plots overlaid"),
     ) -> None:
         """Print the headline figures of several runs side by side."""
         from rich.console import Console
@@ -50,3 +51,7 @@ def register(app: typer.Typer) -> None:
             t.add_row(*(str(row[c]) if c in ("run", "universe", "model") else fmt(c, row[c])
                         for c in cols))  # fmt: skip
         Console().print(t)
+        if html is not None:
+            from deepalpha.report.html import write_compare_report
+
+            Console().print(f"wrote {write_compare_report(list(runs), html)}")

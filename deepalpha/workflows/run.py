@@ -126,6 +126,9 @@ def run_config(
         )
         metrics["wall_seconds"] = round(time.perf_counter() - t0, 1)
         write_metrics(run_dir, clean_json(metrics))
+    from deepalpha.report.html import write_report
+
+    stage(f"report: {write_report(run_dir)}")
     stage(f"done in {metrics['wall_seconds']:.0f} s -> {run_dir}")
     return metrics
 
