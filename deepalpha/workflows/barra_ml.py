@@ -145,7 +145,7 @@ def _factor_result(
         periods_per_year=12,
         return_periods_per_year=12,
         n_groups=ev["n_groups"],
-        decay_horizons=(),
+        decay_horizons=(1, 2, 3, 6),  # months
     )
     pf = pfr[sl]
     return SignalResult(
