@@ -357,6 +357,11 @@ def fit(
                     score = m["rank_ic"]
                 else:
                     score = -rec["train_loss"]
+                if hasattr(model, "amax_gain") and steps:
+                    # HC / mHC: composite gain of the residual mixing over depth, on the last
+                    # training batch (dynamic + static mappings)
+                    model.eval()
+                    rec["amax_gain"] = float(model.amax_gain(x))
                 rec["seconds"] = time.perf_counter() - t0
                 improved = math.isfinite(score) and score > best
                 if improved or not valid_dates.size:
