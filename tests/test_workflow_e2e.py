@@ -149,3 +149,29 @@ def test_demo_tables_contain_every_model(demo_runs):
             assert any(k.split("/")[0] == m for k in keys), (m, keys)
             assert m in text
         assert "oracle (truth)" in text
+
+
+def _best_vs_oracle(metrics: dict, universe: str = "all") -> tuple[float, float]:
+    rics = {k: r["summary"][universe]["rank_ic"] for k, r in metrics["models"].items()}
+    oracle = rics.pop("oracle (truth)")
+    return max(rics.values()), oracle
+
+
+@pytest.mark.slow
+def test_system_b_best_model_reaches_60pct_of_oracle(demo_runs):
+    best, oracle = _best_vs_oracle(load_metrics(demo_runs["demo_decompgrn"]))
+    assert oracle > 0.05
+    assert best >= 0.6 * oracle, (best, oracle)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: System A's models see the risk model's own style exposures, which track "
+    "the synthetic market's planted characteristics only partly (Growth corr 0.13, ResVol 0.59); "
+    "the planted function on our exposures reaches ~0.55 x the oracle, the quick demo's MLPs ~0.15x",
+)
+def test_system_a_best_model_reaches_60pct_of_oracle(demo_runs):
+    best, oracle = _best_vs_oracle(load_metrics(demo_runs["demo_barra"]))
+    assert oracle > 0.05
+    assert best >= 0.6 * oracle, (best, oracle)
