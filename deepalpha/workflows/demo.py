@@ -51,6 +51,6 @@ def run_demo(
         print_tables(m, console)
     console.print(
         f"[bold]demo finished[/] in {time.perf_counter() - t0:.0f} s; runs under {out}. "
-        "'oracle (truth)' is the planted signal: the best any model can do."
+        "'oracle (truth)' is the planted signal (truth/), the yardstick for every model."
     )
     return results
