@@ -33,13 +33,26 @@ def register(app: typer.Typer) -> None:
         runs: list[Path] = typer.Argument(..., help="run directories"),
         universe: str = typer.Option(None, help="only this universe"),
         html: Path = typer.Option(None, help="also write an HTML page with the plots overlaid"),
+        markdown: bool = typer.Option(False, help="print each run's tables as markdown instead"),
     ) -> None:
         """Print the headline figures of several runs side by side."""
         from rich.console import Console
         from rich.table import Table
 
-        from deepalpha.workflows.results import compare_frame, fmt
+        from deepalpha.workflows.results import (
+            compare_frame,
+            fmt,
+            load_metrics,
+            markdown_table,
+            universes_of,
+        )
 
+        if markdown:
+            for r in runs:
+                m = load_metrics(r)
+                for u in [universe] if universe else universes_of(m):
+                    print(f"\n{m['name']} — {u}\n\n{markdown_table(m, u)}")
+            return
         df = compare_frame(runs, universe)
         cols = ["run", "universe", "model", "ic", "rank_ic", "rank_icir", "rank_ic_win",
                 "rank_ic_t_nw", "top_ann_return", "ls_ann_return", "ls_max_dd", "top_turnover",

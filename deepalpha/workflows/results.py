@@ -234,6 +234,18 @@ def render_table(metrics: dict[str, Any], universe: str, title: str | None = Non
     return t
 
 
+def markdown_table(metrics: dict[str, Any], universe: str) -> str:
+    """The run's table for one universe as GitHub markdown (for READMEs and notes)."""
+    cols = A_COLUMNS if metrics.get("system") == "barra_ml" else B_COLUMNS
+    lines = ["| model | " + " | ".join(h for _, h in cols) + " |"]
+    lines.append("|---|" + "---:|" * len(cols))
+    for row in table_rows(metrics, universe):
+        lines.append(
+            f"| {row['model']} | " + " | ".join(fmt(k, row.get(k)) for k, _ in cols) + " |"
+        )
+    return "\n".join(lines)
+
+
 def universes_of(metrics: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for rec in metrics["models"].values():
