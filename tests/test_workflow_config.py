@@ -46,7 +46,7 @@ def test_unknown_system(tmp_path):
 
 def test_missing_data_path(tmp_path):
     cfg = BarraMLConfig.model_validate({"data": {"path": str(tmp_path / "nowhere")}})
-    with pytest.raises(ConfigError, match="data.path: .*nowhere.* not a folder in the CN layout"):
+    with pytest.raises(ConfigError, match=r"data\.path: .*nowhere.* not a folder in the CN layout"):
         resolve_data(cfg.data, tmp_path)
 
 
