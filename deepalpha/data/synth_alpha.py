@@ -18,23 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-STYLES: tuple[str, ...] = (
-    "Size",
-    "MidCap",
-    "Beta",
-    "ResidualVolatility",
-    "Liquidity",
-    "Momentum",
-    "ShortTermReversal",
-    "BookToPrice",
-    "EarningsYield",
-    "DividendYield",
-    "Growth",
-    "Leverage",
-    "Profitability",
-    "LongTermReversal",
-    "EarningsVariability",
-)
+from deepalpha.risk.styles import DEFAULT_STYLES
+
+STYLES: tuple[str, ...] = DEFAULT_STYLES  # the 15 styles, in the risk model's order
 S = {name: k for k, name in enumerate(STYLES)}
 
 
