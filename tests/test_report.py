@@ -125,7 +125,7 @@ def test_demo_report_has_every_section(reports, demo_runs, name):
     run = load_run(demo_runs[name])
     for key in run.keys:  # one article with plots per model, the oracle included
         assert f'id="model-{H.slug(key)}"' in text
-    assert ORACLE in run.keys and "ceiling" in text
+    assert ORACLE in run.keys and "planted" in text
     for cav in run.data["caveats"]:  # the data caveats are shown
         assert H.esc(cav) in text
     imgs = images(text)

@@ -249,8 +249,9 @@ def overview(run: RunData) -> str:
     body = kv(items)
     if ORACLE in run.keys:
         body += note(
-            "'oracle (truth)' is the signal planted in the synthetic market: the ceiling any "
-            "model can reach on this data, shown in italics and as dashed black lines."
+            "'oracle (truth)' is the signal planted in the synthetic market, the yardstick for "
+            "every model (a model can beat it by also learning the market's other structure); "
+            "shown in italics and as dashed black lines."
         )
     best = _best_line(run)
     if best:
@@ -282,7 +283,7 @@ def _best_line(run: RunData) -> str:
         s += f", long-short {pct(b['ls_ann_return'])} a year"
     o = run.metrics["models"].get(ORACLE, {}).get("summary", {}).get(u, {})
     if _finite(o.get("rank_ic")):
-        s += f"; oracle ceiling RankIC {fmt('rank_ic', o['rank_ic'])}"
+        s += f"; oracle RankIC {fmt('rank_ic', o['rank_ic'])}"
     return s + ")."
 
 
@@ -568,7 +569,7 @@ def per_model_section(run: RunData) -> str:
                  f"long-short {pct(s.get('ls_ann_return'))} (MDD {pct(s.get('ls_max_dd'))}) · "
                  f"top turnover {pct(s.get('top_turnover'))} · {count(s.get('n_dates'))} dates"
                  f" · {rec.get('first_date', '-')} → {rec.get('last_date', '-')}")  # fmt: skip
-        tag = '<span class="tag">ceiling</span>' if k == ORACLE else ""
+        tag = '<span class="tag">planted</span>' if k == ORACLE else ""
         out.append(f'<article class="model" id="model-{slug(k)}"><h3>{esc(k)}{tag}</h3>'
                    f"{note(facts)}{img(fig, f'{k}: IC, groups, long-short, decay, turnover')}"
                    "</article>")  # fmt: skip

@@ -24,7 +24,7 @@ import polars as pl
 from deepalpha.errors import DataError
 from deepalpha.workflows.results import load_metrics, universes_of
 
-#: Oracle key written by the workflows on synthetic data (the planted signal = the ceiling).
+#: Oracle key written by the workflows on synthetic data (the planted signal, the yardstick).
 ORACLE = "oracle (truth)"
 
 

@@ -2,7 +2,7 @@
 small consistent figures (9 in wide, ~90 dpi) returned as PNG bytes by `png`.
 
 Every function takes plain data (numpy arrays, lists of `Line`) and returns a `Figure`; the
-oracle (planted signal on synthetic data) is drawn as a black dashed line labelled the ceiling.
+oracle (planted signal on synthetic data) is drawn as a black dashed line labelled planted.
 Series conventions: ``dates`` is ``datetime64[D][T]``, per-period values are simple returns or
 ICs; NaN periods count as 0 in cumulative curves.
 """
@@ -34,7 +34,7 @@ POS, NEG = "#3b75af", "#c8553d"
 
 @dataclass
 class Line:
-    """One labelled series to draw (``oracle`` lines are dashed black: the ceiling)."""
+    """One labelled series to draw (``oracle`` lines are dashed black: the planted signal)."""
 
     label: str
     dates: np.ndarray
@@ -159,7 +159,7 @@ def rolling_mean(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def _plot(ax: Axes, ln: Line, y: np.ndarray, lw: float = 1.2) -> None:
-    ax.plot(ln.dates, y, label=ln.label + (" (ceiling)" if ln.oracle else ""), color=ln.color,
+    ax.plot(ln.dates, y, label=ln.label + (" (planted)" if ln.oracle else ""), color=ln.color,
             linestyle="--" if ln.oracle else "-", linewidth=lw)  # fmt: skip
 
 
