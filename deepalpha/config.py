@@ -1,6 +1,6 @@
 """YAML configs validated by pydantic.
 
-Every config model derives from `Strict`: unknown keys are errors. `load_yaml` turns pydantic's
+Every config model derives from `Strict`: unknown keys are errors. `validate_config` turns pydantic's
 validation errors into one `ConfigError` that names the file and the dotted key, e.g.
 ``configs/x.yaml: models.0.hiden: unknown key``.
 """
@@ -56,11 +56,6 @@ def read_yaml(path: str | Path, overrides: dict[str, Any] | None = None) -> dict
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
     return data
-
-
-def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None = None) -> M:
-    """Read a YAML file, apply ``overrides``, validate against ``model``."""
-    return validate_config(read_yaml(path, overrides), model, source=str(path))
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

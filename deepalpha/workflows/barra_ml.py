@@ -37,7 +37,7 @@ from deepalpha.risk.model import RiskConfig, RiskModel, build_risk_model
 from deepalpha.signal.combine import combine
 from deepalpha.train.rolling import run_rolling
 from deepalpha.workflows.config import BarraMLConfig
-from deepalpha.workflows.data import load_panel, panel_industries, truth_signal
+from deepalpha.workflows.data import panel_industries, truth_signal
 from deepalpha.workflows.results import SignalResult, model_params, predictions_by
 
 
@@ -64,10 +64,14 @@ def monthly_panel(panel: Panel, model: RiskModel, label: np.ndarray) -> Panel:
 
 
 def run_barra_ml(
-    cfg: BarraMLConfig, run_dir: Path, data_path: Path, *, progress: bool = True
+    cfg: BarraMLConfig,
+    run_dir: Path,
+    data_path: Path,
+    panel: Panel,
+    *,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume) System A under ``run_dir``; returns the results dict (see `results`)."""
-    panel = load_panel(data_path, cfg.data)
     model = monthly_risk_model(cfg, panel, data_path, run_dir / "risk_monthly")
     rows = np.searchsorted(panel.dates, model.dates)
     label = residual_labels(model, panel, "month")

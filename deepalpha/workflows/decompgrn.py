@@ -15,20 +15,25 @@ from typing import Any
 
 import numpy as np
 
+from deepalpha.data.panel import Panel
 from deepalpha.data.predictions import long_to_dense
 from deepalpha.evaluate.summary import evaluate_signal
 from deepalpha.features.labels import forward_return
 from deepalpha.train.rolling import run_rolling
 from deepalpha.workflows.config import DecompGRNConfig
-from deepalpha.workflows.data import load_panel, truth_signal
+from deepalpha.workflows.data import truth_signal
 from deepalpha.workflows.results import SignalResult, model_params, predictions_by
 
 
 def run_decompgrn(
-    cfg: DecompGRNConfig, run_dir: Path, data_path: Path, *, progress: bool = True
+    cfg: DecompGRNConfig,
+    run_dir: Path,
+    data_path: Path,
+    panel: Panel,
+    *,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Run (or resume) System B under ``run_dir``; returns the results dict."""
-    panel = load_panel(data_path, cfg.data)
     rolled = run_rolling(panel, cfg.rolling, run_dir / "rolling", progress=progress)
     preds = rolled.predictions
     h = cfg.rolling.dataset.horizon

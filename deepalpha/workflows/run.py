@@ -95,17 +95,18 @@ def run_config(
 
     stage("data")
     data_path = resolve_data(cfg.data, run_dir)
-    summary = data_summary(data_path, load_panel(data_path, cfg.data, fields=["close"]))
+    panel = load_panel(data_path, cfg.data)
+    summary = data_summary(data_path, panel)
     (run_dir / "data.json").write_text(json.dumps(summary, indent=1))
     stage(f"{cfg.system}: risk model, rolling training, evaluation")
     if isinstance(cfg, BarraMLConfig):
         from deepalpha.workflows.barra_ml import run_barra_ml
 
-        res = run_barra_ml(cfg, run_dir, data_path, progress=progress)
+        res = run_barra_ml(cfg, run_dir, data_path, panel, progress=progress)
     else:
         from deepalpha.workflows.decompgrn import run_decompgrn
 
-        res = run_decompgrn(cfg, run_dir, data_path, progress=progress)
+        res = run_decompgrn(cfg, run_dir, data_path, panel, progress=progress)
     header = {
         "system": cfg.system,
         "name": cfg.name,
@@ -120,7 +121,6 @@ def run_config(
 
         stage("index enhancement")
         keys = [r.key for r in res["results"]]
-        panel = load_panel(data_path, cfg.data)
         metrics["portfolio"] = run_portfolios(
             cfg.portfolio, run_dir, data_path, panel, keys, log=stage
         )
