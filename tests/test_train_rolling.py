@@ -190,3 +190,33 @@ def test_ray_matches_local(panel, reference, tmp_path):
     res = run_rolling(panel, cfg, tmp_path / "ray", progress=False)
     assert len(res.trained) == 4
     assert res.predictions.equals(reference.predictions)
+
+
+def test_killed_parent_takes_its_pool_workers_with_it(tmp_path):
+    """SIGKILL on the driver must not leave spawned workers training on (orphans)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HELPER.parent), *sys.path])}
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPER.with_name("orphan_helper.py")), str(tmp_path)], env=env
+    )
+    pid_file = tmp_path / "pid"
+    try:
+        deadline = time.time() + 60
+        while not (pid_file.is_file() and pid_file.read_text()) and time.time() < deadline:
+            time.sleep(0.05)
+        worker = int(pid_file.read_text())
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        stat = Path(f"/proc/{pid}/stat")
+        return not (stat.is_file() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+    deadline = time.time() + 10
+    while alive(worker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(worker), "pool worker outlived its killed parent"

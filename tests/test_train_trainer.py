@@ -167,3 +167,26 @@ def test_validation_without_labels_keeps_the_last_weights(seq_ds):
     assert np.isnan(res.best_rank_ic) and res.epochs == 2
     init = make_model("linear", seq_ds.n_features, seed=0)
     assert not torch.equal(m.lin3.weight, init.lin3.weight)
+
+
+def test_stocks_per_date_subsamples_rows_consistently(seq_ds):
+    """Each step sees k random stocks of the date with their own x, y and cap group."""
+    from deepalpha.train.trainer import _subsample
+
+    b = seq_ds.batch(int(seq_ds.sample_dates()[50]))
+    gen = torch.Generator().manual_seed(0)
+    s = _subsample(b, 30, gen)
+    assert len(s.idx) == 30 and len(set(s.idx.tolist())) == 30
+    pos = np.searchsorted(b.idx, s.idx)
+    np.testing.assert_array_equal(b.idx[pos], s.idx)
+    assert torch.equal(s.x, b.x[torch.from_numpy(pos)])
+    assert torch.allclose(s.y, b.y[torch.from_numpy(pos)], equal_nan=True)
+    assert torch.equal(s.group_ids, b.group_ids[torch.from_numpy(pos)])
+    assert _subsample(b, len(b.idx), gen) is b and _subsample(b, None, gen) is b
+
+    m = _GroupProbe(seq_ds.n_features)
+    train, _ = _split(seq_ds)
+    res = fit(m, seq_ds, train[:20], None, TrainConfig(max_epochs=1, progress=False,
+                                                       stocks_per_date=25))  # fmt: skip
+    assert {len(g) for g in m.seen} == {25}
+    assert res.history[0]["train_stock_days"] == 25 * res.history[0]["train_dates"]

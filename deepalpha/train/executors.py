@@ -83,6 +83,20 @@ def load_panel_arrays(folder: str | Path, mmap: bool = True) -> Panel:
     )
 
 
+def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """Pool initializer: end this worker when its parent process is gone (a killed ``deepalpha
+    run`` would otherwise leave spawned workers training to the end of their jobs)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _call_saved(fn: JobFn, folder: str, job: Any) -> Any:
     return fn(load_panel_arrays(folder), job)
 
@@ -123,7 +137,12 @@ class ProcessExecutor:
         if not (folder / "meta.json").is_file():
             save_panel_arrays(panel, folder)
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=ctx,
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             pending = {pool.submit(_call_saved, fn, str(folder), j): j for j in jobs}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)

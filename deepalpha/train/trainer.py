@@ -52,6 +52,12 @@ class TrainConfig(Strict):
         None, ge=1, description="torch intra-op threads during the fit (None: leave as is)"
     )
     cache_mb: float = Field(2048.0, ge=0, description="memory for caching date batches")
+    stocks_per_date: int | None = Field(
+        None,
+        ge=2,
+        description="train on a random subset of this many stocks per date (None: all); "
+        "cap groups keep their full-universe ids, so DecompGRN de-means within the subset",
+    )
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -176,6 +182,16 @@ class FitResult:
 def _to(b: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     g = None if b.group_ids is None else b.group_ids.to(device, non_blocking=True)
     return b.x.to(device, non_blocking=True), b.y.to(device, non_blocking=True), g
+
+
+def _subsample(b: Batch, k: int | None, gen: torch.Generator) -> Batch:
+    """``b`` restricted to ``k`` random stocks (drawn with ``gen``); ``b`` itself if it has <= k."""
+    n = len(b.idx)
+    if k is None or n <= k:
+        return b
+    keep = torch.randperm(n, generator=gen)[:k].sort().values
+    g = None if b.group_ids is None else b.group_ids[keep]
+    return Batch(t=b.t, idx=b.idx[keep.numpy()], x=b.x[keep], y=b.y[keep], group_ids=g)
 
 
 def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
@@ -330,7 +346,7 @@ def fit(
                     b = cache.get(int(t))
                     if b is None or int(b.label_mask.sum()) < cfg.min_stocks:
                         continue
-                    x, y, g = _to(b, dev)
+                    x, y, g = _to(_subsample(b, cfg.stocks_per_date, gen), dev)
                     with _autocast(dev, cfg.amp):
                         p = model_call(model, x, g)
                     loss = loss_fn(p.float(), y)
@@ -343,7 +359,7 @@ def fit(
                     opt.step()
                     tot += float(loss.detach())
                     steps += 1
-                    stocks += len(b.idx)
+                    stocks += len(y)
                 rec: dict[str, Any] = {
                     "epoch": epoch,
                     "train_loss": tot / steps if steps else float("nan"),
