@@ -1,0 +1,121 @@
+"""Experiment: how close System A gets to the synthetic oracle under variants of the planted style
+signal (the generator is patched in this process only; nothing in the package changes).
+
+    python docs/experiments/system_a_oracle_gap.py OUT --variant v3 --strength 3 \
+        --start 2012-01-01 --windows 36,72 --epochs 6 --seeds 0,1,2
+
+Prints each System A model's RankIC on all stocks as a fraction of the oracle's, and the
+"ceiling": the exact planted function applied to *our* risk model's exposures (residualised on
+them) against our next-month residual label. Results of the session-2 runs are in the issue 6
+closing note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+import deepalpha.data.synth_alpha as sa
+from deepalpha.data.synth import SynthParams, write_market
+
+
+def _terms(X: np.ndarray) -> dict[str, np.ndarray]:
+    s = {n: X[:, k] for n, k in sa.S.items()}
+    return {
+        "value_small": np.tanh(1.5 * s["BookToPrice"]) * (s["Size"] < 0),
+        "quality_mom": np.clip(s["Momentum"] * s["Profitability"], -3, 3),
+        "quality_value": np.clip(s["BookToPrice"] * s["Profitability"], -3, 3),
+        "distressed": ((s["Leverage"] > 0.8) & (s["Profitability"] < 0)) * 1.0,
+        "cheap_large": np.maximum(s["EarningsYield"], 0) * (s["Size"] > 0.5),
+        "crowded_small": ((s["Liquidity"] > 1.0) & (s["Size"] < 0)) * 1.0,
+        "expensive_small": ((s["Size"] < -0.5) & (s["BookToPrice"] < -0.5)) * 1.0,
+    }
+
+
+#: planted functions on observable styles (weights per term); "current" = the package's
+VARIANTS = {
+    "v2": {"value_small": 1.0, "quality_mom": 0.6, "distressed": -1.5, "cheap_large": 0.8,
+           "crowded_small": -1.2},
+    "v3": {"value_small": 1.0, "quality_mom": 0.6, "distressed": -1.5, "cheap_large": 0.8,
+           "expensive_small": -1.2},
+    "v4": {"value_small": 1.0, "quality_value": 0.6, "distressed": -1.5, "cheap_large": 0.8,
+           "expensive_small": -1.2},
+}  # fmt: skip
+
+
+def planted(variant: str):
+    if variant == "current":
+        return sa.style_alpha_raw
+    w = VARIANTS[variant]
+
+    def f(X: np.ndarray) -> np.ndarray:
+        t = _terms(X)
+        return sum(c * t[k] for k, c in w.items()).astype(np.float64)
+
+    return f
+
+
+def ceiling(run: Path, market: Path, f, start: str) -> float:
+    from deepalpha.risk.factor_tools import residual_labels
+    from deepalpha.risk.model import RiskModel
+    from deepalpha.workflows.config import DataSpec
+    from deepalpha.workflows.data import load_panel
+
+    rm = RiskModel.load(run / "risk_monthly")
+    y = residual_labels(rm, load_panel(market, DataSpec(path=str(market))), "month")
+    cols = [rm.style_names.index(s) for s in sa.STYLES]
+    ics = []
+    for t in np.nonzero(rm.dates >= np.datetime64(start))[0][:-1]:
+        X = rm.styles[t][:, cols].astype(float)
+        ok = np.isfinite(X).all(1) & np.isfinite(y[t]) & (rm.weights[t] > 0)
+        ind = np.eye(rm.n_industries)[rm.industry_ids[t][ok]]
+        design = np.c_[np.ones(ok.sum()), ind, X[ok]]
+        g = sa.residualize(
+            f(X[ok]), design, rm.weights[t][ok].astype(float), np.ones(ok.sum(), bool)
+        )
+        ics.append(sa.rank_ic(g[None], y[t][ok][None], 10)[0])
+    return float(np.nanmean(ics))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--variant", default="v3", choices=["current", *VARIANTS])
+    ap.add_argument("--strength", type=float, default=1.0, help="x the default style_alpha")
+    ap.add_argument("--start", default="2016-01-01")
+    ap.add_argument("--windows", default="12,24,36")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+    f = planted(a.variant)
+    sa.style_alpha_raw = f  # the generator looks it up at call time
+    market = a.out / "market"
+    if not (market / "truth").exists():
+        p = SynthParams()
+        write_market(market, stocks=400, start=a.start, end="2021-12-31", seed=7,
+                     params=SynthParams(style_alpha=a.strength * p.style_alpha))  # fmt: skip
+    from deepalpha.workflows.demo import demo_configs
+    from deepalpha.workflows.run import run_config
+
+    cfg = next(c for c in demo_configs(market) if c.name == "demo_barra")
+    cfg.rolling.windows = [int(w) for w in a.windows.split(",")]
+    cfg.rolling.train.max_epochs = a.epochs
+    cfg.rolling.seeds = [int(s) for s in a.seeds.split(",")]
+    cfg.rolling.workers = a.workers
+    run = a.out / "demo_barra"
+    run_config(cfg, run, progress=False)
+    m = json.loads((run / "metrics.json").read_text())["models"]
+    r = {k: v["summary"]["all"]["rank_ic"] for k, v in m.items()}
+    oracle = r.pop("oracle (truth)")
+    for k, v in r.items():
+        print(f"{k:16s} RankIC {v:.4f}  {v / oracle:.2f} x oracle")
+    c = ceiling(run, market, f, "2019-01-01")
+    print(f"oracle {oracle:.4f}; planted function on our exposures {c:.4f} ({c / oracle:.2f} x)")
+
+
+if __name__ == "__main__":
+    main()
