@@ -87,8 +87,8 @@ class SynthParams:
     p_stay_suspended: float = 0.9
     listed_at_start: float = 0.72  # share of stocks listed before the calendar starts
     delisted: float = 0.04  # share of stocks delisted inside the calendar
-    style_alpha: float = 0.016  # cross-sectional std of planted (a), log return per month
-    pv_alpha: float = 0.0027  # cross-sectional std of a day's planted (b), log return over 10 days
+    style_alpha: float = 0.048  # cross-sectional std of planted (a), log return per month
+    pv_alpha: float = 0.0033  # cross-sectional std of a day's planted (b), log return over 10 days
     pv_horizon: int = 10
     cap_groups: int = 20
     trait_persistence: float = 0.985  # monthly AR(1) of latent traits
@@ -1295,8 +1295,8 @@ valuation descriptors are observable from the first day.
 
 ## Planted alpha
 (a) `alpha_style`: g = tanh(1.5 BookToPrice)[Size<0] + 0.6 clip(Momentum x Profitability, +-3)
-- 1.5 [Leverage>0.8][Growth<0] + 0.8 max(EarningsYield,0)[Size>0.5]
-- 1.2 [Liquidity>1][ResidualVolatility>0.5]; g is residualised on [1, industries, styles]
+- 1.5 [Leverage>0.8][Profitability<0] + 0.8 max(EarningsYield,0)[Size>0.5]
+- 1.2 [Size<-0.5][BookToPrice<-0.5]; g is residualised on [1, industries, styles]
 (WLS, sqrt-cap weights) so it is orthogonal to every risk factor, z-scored, and scaled to a
 cross-sectional std of `params.style_alpha`; it is added evenly over the next month's days.
 

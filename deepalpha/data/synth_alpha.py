@@ -96,18 +96,22 @@ def style_alpha_raw(X: np.ndarray) -> np.ndarray:
     Terms (columns named by `STYLES`):
 
     * value works only in small caps: ``tanh(1.5 BookToPrice) * [Size < 0]``
-    * quality momentum: ``clip(Momentum * Profitability, -3, 3)``
-    * distressed decliners: ``-[Leverage > 0.8] * [Growth < 0]`` (x 1.5)
-    * cheap earners among large caps: ``max(EarningsYield, 0) * [Size > 0.5]``
-    * crowded lottery stocks: ``-[Liquidity > 1] * [ResidualVolatility > 0.5]``
+    * quality momentum: ``clip(Momentum * Profitability, -3, 3)`` (x 0.6)
+    * unprofitable levered firms: ``-[Leverage > 0.8] * [Profitability < 0]`` (x 1.5)
+    * cheap earners among large caps: ``max(EarningsYield, 0) * [Size > 0.5]`` (x 0.8)
+    * expensive small caps: ``-[Size < -0.5] * [BookToPrice < -0.5]`` (x 1.2)
+
+    Every term uses styles that a Barra-style risk model measures closely from prices and
+    reported fundamentals (Size, BookToPrice, EarningsYield, Momentum, Profitability, Leverage),
+    so a model fed a risk model's own exposures can learn most of it.
     """
     s = {name: X[:, k] for name, k in S.items()}
     g = (
         1.0 * np.tanh(1.5 * s["BookToPrice"]) * (s["Size"] < 0)
         + 0.6 * np.clip(s["Momentum"] * s["Profitability"], -3, 3)
-        - 1.5 * ((s["Leverage"] > 0.8) & (s["Growth"] < 0))
+        - 1.5 * ((s["Leverage"] > 0.8) & (s["Profitability"] < 0))
         + 0.8 * np.maximum(s["EarningsYield"], 0) * (s["Size"] > 0.5)
-        - 1.2 * ((s["Liquidity"] > 1.0) & (s["ResidualVolatility"] > 0.5))
+        - 1.2 * ((s["Size"] < -0.5) & (s["BookToPrice"] < -0.5))
     )
     return g.astype(np.float64)
 

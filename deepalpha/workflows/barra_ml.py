@@ -6,8 +6,10 @@
 3. Models (MLP, mHC-MLP, HC-MLP) learn label from the 15 style exposures on rolling windows
    (24/36/72 months by default), retrained on the configured schedule.
 4. Per model: the windows' predictions are z-scored and combined (equal and trailing-IC weights),
-   the composite is orthogonalised to the styles, and its pure factor return is the coefficient
-   of the composite added to the risk model as a style column.
+   the composite is orthogonalised to the styles (``orthogonalize: styles_industries``: to the
+   industry dummies too, an industry-neutral composite), and its pure factor return is the
+   coefficient of the composite added to the risk model as a style column (unchanged by the
+   choice, Frisch-Waugh-Lovell).
 5. Evaluation: IC / RankIC / ICIR / NW t against the residual label, 10 groups on the raw
    next-month return (top, long-short, turnover, drawdown), the pure factor return's summary.
 
@@ -93,6 +95,7 @@ def run_barra_ml(
         "universes": universes,
         "t0": t0,
         "n_groups": cfg.evaluate.n_groups,
+        "industries": cfg.orthogonalize == "styles_industries",
     }
 
     results: list[SignalResult] = []
@@ -135,8 +138,9 @@ def _factor_result(
     t_eval: int,
     n_params: int | None,
 ) -> SignalResult:
-    """Orthogonalise a composite, take its pure factor return and evaluate it from ``t_eval``."""
-    orth = orthogonalize(composite, model)
+    """Orthogonalise a composite (to the styles, and the industries when ``ev["industries"]``),
+    take its pure factor return and evaluate it from ``t_eval``."""
+    orth = orthogonalize(composite, model, industries=ev["industries"])
     pfr = pure_factor_return(np.where(np.isfinite(orth), orth, np.nan), model)
     sl = slice(t_eval, None)
     masks = {u: m[sl] for u, m in ev["universes"].items()}

@@ -23,7 +23,7 @@ class SynthSpec(Strict):
     """The synthetic market written when ``data.path`` is ``synthetic``."""
 
     stocks: int = Field(400, ge=50)
-    start: date = date(2016, 1, 1)
+    start: date = date(2012, 1, 1)
     end: date = date(2021, 12, 31)
     seed: int = 7
 
@@ -75,6 +75,11 @@ class BarraMLConfig(Strict):
     rolling: RollingConfig = Field(default_factory=_barra_rolling)
     combine: list[Literal["equal", "ic"]] = Field(default_factory=lambda: ["equal", "ic"])
     ic_lookback: int = Field(12, ge=1, description="months of trailing IC for IC weights")
+    orthogonalize: Literal["styles", "styles_industries"] = Field(
+        "styles",
+        description="what the composite is made orthogonal to before evaluation: the 15 styles "
+        "(the report's recipe) or the styles and the industry dummies (industry-neutral)",
+    )
     evaluate: EvalSpec = Field(default_factory=lambda: EvalSpec(universes=["all"]))
     portfolio: PortfolioSpec = Field(default_factory=PortfolioSpec)
 

@@ -42,7 +42,7 @@ def run_demo(
         from deepalpha.data.synth import write_market
 
         console.print(f"[bold]deepalpha demo[/]: writing a synthetic market ({stocks} stocks)")
-        write_market(market, stocks=stocks, start="2016-01-01", end="2021-12-31", seed=seed)
+        write_market(market, stocks=stocks, start="2012-01-01", end="2021-12-31", seed=seed)
     results = []
     for cfg in demo_configs(market, quick):
         m = run_config(cfg, out / cfg.name, progress=progress, console=console)
