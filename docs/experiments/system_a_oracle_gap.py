@@ -1,8 +1,8 @@
 """Experiment: how close System A gets to the synthetic oracle under variants of the planted style
 signal (the generator is patched in this process only; nothing in the package changes).
 
-    python docs/experiments/system_a_oracle_gap.py OUT --variant current --strength 1 \
-        --start 2012-01-01 --windows 36,72 --epochs 6
+    python docs/experiments/system_a_oracle_gap.py OUT   # the demo's market and System A
+    python docs/experiments/system_a_oracle_gap.py OUT --variant v4 --strength 0.5 --seeds 0,1,2
 
 Prints each System A model's RankIC on all stocks as a fraction of the oracle's, and the
 "ceiling": the exact planted function applied to *our* risk model's exposures (residualised on
@@ -87,9 +87,9 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--variant", default="current", choices=["current", *VARIANTS])
     ap.add_argument("--strength", type=float, default=1.0, help="x the default style_alpha")
-    ap.add_argument("--start", default="2016-01-01")
-    ap.add_argument("--windows", default="12,24,36")
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--start", default="2012-01-01")
+    ap.add_argument("--windows", default="36,72")
+    ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--stocks", type=int, default=400)
