@@ -3,7 +3,10 @@ SIGKILL, executors giving identical bytes."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,11 +119,37 @@ def test_config_or_data_change_refuses_the_run_dir(panel, reference):
     other = make_panel(seed=5)
     with pytest.raises(ConfigError, match="data"):
         run_rolling(other, small_rolling_config(), reference.run_dir, progress=False)
+    with pytest.raises(ConfigError, match=r"differs at windows \(\[3\] -> \[2\]\)"):
+        run_rolling(panel, small_rolling_config(windows=[2]), reference.run_dir, progress=False)
     # the executor is not part of the result fingerprint
     assert (
         small_rolling_config(executor="ray").result_fingerprint()
         == small_rolling_config().result_fingerprint()
     )
+
+
+def test_run_from_an_older_version_without_a_new_setting_resumes(panel, reference, tmp_path):
+    """run.json written before `train.stocks_per_date` existed: same results, so it resumes."""
+    run = tmp_path / "run"
+    shutil.copytree(reference.run_dir, run)
+    meta = json.loads((run / "run.json").read_text())
+    del meta["settings"]["train"]["stocks_per_date"]
+    old = {k: v for k, v in meta["settings"].items() if k not in ("executor", "workers", "address")}
+    old["train"] = {k: v for k, v in old["train"].items() if k != "progress"}
+    meta["config"] = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
+    (run / "run.json").write_text(json.dumps(meta))
+    res = run_rolling(panel, small_rolling_config(), run, progress=False)
+    assert res.trained == [] and res.predictions.equals(reference.predictions)
+    # ...but the old run is still refused when the new setting is not at its default
+    with pytest.raises(ConfigError, match="stocks_per_date"):
+        run_rolling(
+            panel,
+            small_rolling_config(
+                train=dict(max_epochs=4, patience=10, lr=1e-2, progress=False, stocks_per_date=5)
+            ),
+            run,
+            progress=False,
+        )
 
 
 @pytest.mark.slow

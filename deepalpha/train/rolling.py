@@ -132,11 +132,21 @@ class RollingConfig(Strict):
             raise ValueError(f"model tags must be unique, got {keys}")
         return self
 
+    def result_settings(self) -> dict[str, Any]:
+        """The settings that change results (not the executor or progress bars), as JSON."""
+        return _result_settings(self.model_dump(mode="json"))
+
     def result_fingerprint(self) -> str:
-        """Hash of everything that changes results (not the executor or progress bars)."""
-        d = self.model_dump(mode="json", exclude={"executor", "workers", "address"})
-        d["train"].pop("progress", None)
+        """Hash of `result_settings`."""
+        d = self.result_settings()
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _result_settings(d: dict[str, Any]) -> dict[str, Any]:
+    d = {k: v for k, v in d.items() if k not in ("executor", "workers", "address")}
+    if isinstance(d.get("train"), dict):
+        d["train"] = {k: v for k, v in d["train"].items() if k != "progress"}
+    return d
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -408,21 +418,54 @@ def data_fingerprint(panel: Panel) -> str:
 
 
 def _check_run_dir(run_dir: Path, cfg: RollingConfig, fp: str) -> None:
+    """Create ``run_dir/run.json`` or check that the existing run used the same settings and data.
+
+    A run written by an older version that lacked a setting now at its default still matches: its
+    stored settings are re-read with today's defaults and fingerprinted again.
+    """
     meta = run_dir / "run.json"
     want = {"config": cfg.result_fingerprint(), "data": fp}
     if meta.is_file():
         have = json.loads(meta.read_text())
+        if have.get("config") != want["config"] and _upgraded_fingerprint(have) == want["config"]:
+            have["config"] = want["config"]
         for k in ("config", "data"):
             if have.get(k) != want[k]:
+                diff = _settings_diff(have.get("settings"), cfg) if k == "config" else ""
                 raise ConfigError(
                     f"{run_dir}: existing run has a different {k} fingerprint "
-                    f"({have.get(k)} != {want[k]}); use a new run directory"
+                    f"({have.get(k)} != {want[k]}){diff}; use a new run directory"
                 )
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / "run.json.tmp"
     tmp.write_text(json.dumps({**want, "settings": cfg.model_dump(mode="json")}, indent=1))
     os.replace(tmp, meta)
+
+
+def _upgraded_fingerprint(have: dict[str, Any]) -> str | None:
+    """Fingerprint of a stored run's settings read with today's defaults (None: unreadable)."""
+    try:
+        return RollingConfig.model_validate(have["settings"]).result_fingerprint()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _settings_diff(stored: Any, cfg: RollingConfig) -> str:
+    """``: differs at a.b (old -> new), ...`` for the settings that changed ('' if unknown)."""
+    if not isinstance(stored, dict):
+        return ""
+    out: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                walk(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{path}.{k}" if path else k)
+        elif a != b:
+            out.append(f"{path} ({a!r} -> {b!r})")
+
+    walk(_result_settings(stored), cfg.result_settings(), "")
+    return f": differs at {', '.join(out[:6])}" if out else ""
 
 
 @dataclass
