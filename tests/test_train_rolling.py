@@ -3,7 +3,6 @@ SIGKILL, executors giving identical bytes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from deepalpha.train.rolling import (
     plan_jobs,
     retrain_indices,
     run_rolling,
+    settings_fingerprint,
     split_for,
     window_start,
 )
@@ -134,9 +134,7 @@ def test_run_from_an_older_version_without_a_new_setting_resumes(panel, referenc
     shutil.copytree(reference.run_dir, run)
     meta = json.loads((run / "run.json").read_text())
     del meta["settings"]["train"]["stocks_per_date"]
-    old = {k: v for k, v in meta["settings"].items() if k not in ("executor", "workers", "address")}
-    old["train"] = {k: v for k, v in old["train"].items() if k != "progress"}
-    meta["config"] = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
+    meta["config"] = settings_fingerprint(meta["settings"])
     (run / "run.json").write_text(json.dumps(meta))
     res = run_rolling(panel, small_rolling_config(), run, progress=False)
     assert res.trained == [] and res.predictions.equals(reference.predictions)

@@ -138,11 +138,17 @@ class RollingConfig(Strict):
 
     def result_fingerprint(self) -> str:
         """Hash of `result_settings`."""
-        d = self.result_settings()
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return settings_fingerprint(self.model_dump(mode="json"))
+
+
+def settings_fingerprint(settings: dict[str, Any]) -> str:
+    """16-hex hash of the result-changing part of a `RollingConfig` dump (as run.json stores)."""
+    d = _result_settings(settings)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _result_settings(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` without the settings that do not change results (executor, workers, progress)."""
     d = {k: v for k, v in d.items() if k not in ("executor", "workers", "address")}
     if isinstance(d.get("train"), dict):
         d["train"] = {k: v for k, v in d["train"].items() if k != "progress"}
@@ -427,10 +433,12 @@ def _check_run_dir(run_dir: Path, cfg: RollingConfig, fp: str) -> None:
     want = {"config": cfg.result_fingerprint(), "data": fp}
     if meta.is_file():
         have = json.loads(meta.read_text())
-        if have.get("config") != want["config"] and _upgraded_fingerprint(have) == want["config"]:
-            have["config"] = want["config"]
+        same = {
+            "config": want["config"] in (have.get("config"), _upgraded_fingerprint(have)),
+            "data": have.get("data") == want["data"],
+        }
         for k in ("config", "data"):
-            if have.get(k) != want[k]:
+            if not same[k]:
                 diff = _settings_diff(have.get("settings"), cfg) if k == "config" else ""
                 raise ConfigError(
                     f"{run_dir}: existing run has a different {k} fingerprint "

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from deepalpha.config import read_yaml
-from deepalpha.workflows.config import parse_config
+from deepalpha.workflows.config import DataSpec, SynthSpec, parse_config
+from deepalpha.workflows.data import resolve_data
 from deepalpha.workflows.run import print_tables, run_config, wide_console
 
 DEMO_CONFIGS = Path(__file__).with_name("demo_configs")
@@ -37,12 +38,9 @@ def run_demo(
     console = wide_console()
     t0 = time.perf_counter()
     out = Path(out)
-    market = out / "market"
-    if not (market / "prices" / "calendars" / "day.txt").is_file():
-        from deepalpha.data.synth import write_market
-
-        console.print(f"[bold]deepalpha demo[/]: writing a synthetic market ({stocks} stocks)")
-        write_market(market, stocks=stocks, start="2012-01-01", end="2021-12-31", seed=seed)
+    console.print(f"[bold]deepalpha demo[/]: synthetic market ({stocks} stocks) under {out}")
+    spec = DataSpec(synthetic=SynthSpec(stocks=stocks, seed=seed))  # default calendar
+    market = resolve_data(spec, out)  # written once to out/market
     results = []
     for cfg in demo_configs(market, quick):
         m = run_config(cfg, out / cfg.name, progress=progress, console=console)

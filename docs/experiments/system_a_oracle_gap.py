@@ -4,9 +4,10 @@ signal (the generator is patched in this process only; nothing in the package ch
     python docs/experiments/system_a_oracle_gap.py OUT   # the demo's market and System A
     python docs/experiments/system_a_oracle_gap.py OUT --variant v4 --strength 0.5 --seeds 0,1,2
 
-Prints each System A model's RankIC on all stocks as a fraction of the oracle's, and the
+Prints each System A model's RankIC on all stocks as a fraction of the oracle's, the
 "ceiling": the exact planted function applied to *our* risk model's exposures (residualised on
-them) against our next-month residual label. ``--strength`` multiplies the package's
+them) against our next-month residual label, and how closely each of our styles tracks the
+generator's (mean cross-sectional correlation over month ends). ``--strength`` multiplies the package's
 `SynthParams.style_alpha`. Session 2 measured the variants here with the old default
 (strength 0.016); "v3" at 3x that strength is what the generator now plants ("current", 0.048).
 The runs use the demo's System A config, including its ``orthogonalize`` setting.
@@ -82,6 +83,29 @@ def ceiling(run: Path, market: Path, f, start: str) -> float:
     return float(np.nanmean(ics))
 
 
+def exposure_fidelity(run: Path, market: Path, start: str) -> dict[str, float]:
+    """Mean over month ends >= ``start`` of corr(our risk model's style, the generator's)."""
+    import polars as pl
+
+    from deepalpha.risk.model import RiskModel
+
+    rm = RiskModel.load(run / "risk_monthly")
+    truth = pl.read_parquet(market / "truth" / "exposures.parquet")
+    col = {a: j for j, a in enumerate(rm.assets)}
+    out: dict[str, list[float]] = {s: [] for s in sa.STYLES}
+    for t in np.nonzero(rm.dates >= np.datetime64(start))[0]:
+        e = truth.filter(pl.col("date") == rm.dates[t].astype("datetime64[D]").item())
+        ours = rm.styles[t][[col[a] for a in e["asset"]]].astype(float)
+        ok = np.isfinite(ours).all(1)
+        if ok.sum() < 3:
+            continue
+        for s in sa.STYLES:
+            x, y = ours[ok, rm.style_names.index(s)], e[s].to_numpy()[ok]
+            if x.std() > 0 and y.std() > 0:
+                out[s].append(float(np.corrcoef(x, y)[0, 1]))
+    return {s: float(np.mean(v)) for s, v in out.items() if v}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
@@ -134,6 +158,9 @@ def main() -> None:
         print(f"{k:16s} RankIC {v:.4f}  {v / oracle:.2f} x oracle")
     c = ceiling(run, market, f, "2019-01-01")
     print(f"oracle {oracle:.4f}; planted function on our exposures {c:.4f} ({c / oracle:.2f} x)")
+    fid = exposure_fidelity(run, market, "2015-01-01")
+    print("corr(our style, generator's), month ends 2015-2021:")
+    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in fid.items()))
 
 
 if __name__ == "__main__":
