@@ -156,3 +156,108 @@ def test_mhc_is_finite_under_bfloat16_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randn(16, 6))
     assert torch.isfinite(out.float()).all()
+
+
+# ----------------------------------------------------------------------------- init that mixes
+def _batch(b=512, f=15, seed=1):
+    return torch.randn(b, f, generator=torch.Generator().manual_seed(seed))
+
+
+def test_redrawing_b_res_at_init_moves_the_mhc_output():
+    """With a mean readout and equal H_pre the output ignored any doubly stochastic H_res (a
+    0.5 % move); with home streams and a learned readout the mixing matters from step one."""
+    x = _batch()
+    torch.manual_seed(0)
+    base = MHCMLP(15)
+    out = base(x).detach()
+    moves = []
+    for s in range(3):
+        torch.manual_seed(0)
+        other = MHCMLP(15)
+        g = torch.Generator().manual_seed(100 + s)
+        with torch.no_grad():
+            for layer in other.layers:
+                layer.b_res.copy_(3 * torch.randn(layer.b_res.shape, generator=g))
+        moves.append(((other(x) - out).norm() / out.norm()).item())
+    assert min(moves) >= 0.05, moves
+
+
+@pytest.mark.parametrize("cls", [MHCMLP, HCMLP])
+def test_streams_stay_distinct_through_depth_at_init(cls):
+    torch.manual_seed(0)
+    absolute, relative = cls(15).stream_spread(_batch())
+    assert absolute.shape == relative.shape == (7,)
+    assert absolute[-1] >= 0.10 * absolute[1], absolute
+
+
+def test_b_res_gradients_reach_every_layer_at_init():
+    torch.manual_seed(0)
+    model = MHCMLP(15)
+    x = _batch()
+    y = torch.randn(len(x), generator=torch.Generator().manual_seed(2))
+    nn.functional.mse_loss(model(x), y).backward()
+    norms = torch.tensor([layer.b_res.grad.norm().item() for layer in model.layers])
+    assert (norms > 0).all()
+    assert norms.max() / norms.min() <= 100, norms
+
+
+def test_hc_and_mhc_start_from_the_same_mappings_and_function():
+    torch.manual_seed(0)
+    mhc = MHCMLP(15)
+    torch.manual_seed(0)
+    hc = HCMLP(15)
+    for a, b in zip(mhc.layers, hc.layers, strict=True):
+        for m_a, m_b in zip(a.static_maps(), b.static_maps(), strict=True):
+            torch.testing.assert_close(m_a, m_b, atol=1e-6, rtol=0)
+    # home streams: layer l reads stream l mod n
+    homes = [int(layer.static_maps()[0].argmax()) for layer in mhc.layers]
+    assert homes == [0, 1, 2, 3, 0, 1]
+    with torch.no_grad():  # without the dynamic terms the two are the same network
+        for layer in (*mhc.layers, *hc.layers):
+            for a in (layer.alpha_pre, layer.alpha_post, layer.alpha_res):
+                a.zero_()
+    x = _batch(64)
+    torch.testing.assert_close(mhc(x), hc(x), atol=1e-5, rtol=1e-5)
+
+
+def test_mappings_and_mixing_are_float32_under_autocast(monkeypatch):
+    import deepalpha.models.hyperconnections as hcmod
+
+    seen = []
+    real = hcmod.sinkhorn_knopp
+
+    def spy(logits, *a, **k):
+        seen.append(logits.dtype)
+        return real(logits, *a, **k)
+
+    monkeypatch.setattr(hcmod, "sinkhorn_knopp", spy)
+    torch.manual_seed(0)
+    layer = ManifoldHyperConnection(8, 4, FeedForward(8, 16))
+    x = _state().to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h_pre, h_post, h_res = layer.maps(x)
+        out, h_res2 = layer(x, return_res=True)
+    assert seen and all(d == torch.float32 for d in seen)
+    assert {h_pre.dtype, h_post.dtype, h_res.dtype, h_res2.dtype} == {torch.float32}
+    assert out.dtype == torch.float32  # the residual state stays float32
+
+
+def test_weight_decay_spares_mapping_biases_alphas_and_gains():
+    from deepalpha.train.optim import make_optimizer
+
+    torch.manual_seed(0)
+    model = MHCMLP(6, dim=8, depth=3)
+    with torch.no_grad():
+        for layer in model.layers:  # away from 0 so that decay would show
+            layer.b_post.fill_(0.5)
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
+    opt = make_optimizer(model, lr=0.1, weight_decay=0.5)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # Adam's step is 0: only decoupled decay moves anything
+    opt.step()
+    spared = ("b_pre", "b_post", "b_res", "alpha_pre", "alpha_post", "alpha_res", "gain", "bias")
+    for name, p in model.named_parameters():
+        if name.rsplit(".", 1)[-1] in spared:
+            assert torch.equal(p, before[name]), name
+        else:  # weight matrices decay by lr * wd
+            torch.testing.assert_close(p, before[name] * (1 - 0.1 * 0.5))

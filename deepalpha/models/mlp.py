@@ -9,8 +9,10 @@ Every model maps ``x [b, f] float32 -> scores [b]`` and ignores ``group_ids``.
 - ``ResidualMLP``: ``x = Linear(x)``; L times ``x = x + FF(x)``; ``Linear -> scalar``, with
   ``FF = RMSNorm -> Linear(C, hidden) -> SiLU -> Dropout -> Linear(hidden, C)``.
 - ``MHCMLP`` / ``HCMLP``: each stream gets its own input projection (one ``Linear(f, n*C)``),
-  the same FF branch inside an mHC / HC layer, readout = mean over streams -> ``Linear -> scalar``.
-  They also report ``amax_gain`` of the composite residual mapping ``H_res^L ... H_res^1``.
+  the same FF branch inside an mHC / HC layer whose home stream is ``l mod n``, and a learned
+  readout over all streams (``Linear(n*C, 1)``: a mean readout would make the output blind to any
+  doubly stochastic mixing). They also report ``amax_gain`` of the composite residual mapping
+  ``H_res^L ... H_res^1`` and the streams' spread by layer (``stream_spread``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from torch import Tensor, nn
 
 from deepalpha.models.common import FeedForward, default
 from deepalpha.models.hyperconnections import (
+    PRE_LOGIT,
+    RES_LOGIT,
     HyperConnection,
     ManifoldHyperConnection,
     _HyperConnectionBase,
@@ -65,7 +69,7 @@ class _HyperMLP(nn.Module):
         super().__init__()
         self.n_streams = n_streams
         self.proj_in = nn.Linear(n_features, n_streams * dim)  # each stream its own projection
-        self.head = nn.Linear(dim, 1)
+        self.head = nn.Linear(n_streams * dim, 1)  # learned readout over streams
 
     def _streams(self, x: Tensor) -> Tensor:
         return rearrange(self.proj_in(x), "b (s d) -> b s d", s=self.n_streams)
@@ -74,7 +78,31 @@ class _HyperMLP(nn.Module):
         h = self._streams(x)
         for layer in self.layers:
             h = layer(h)
-        return self.head(h.mean(dim=-2)).squeeze(-1)
+        return self.head(rearrange(h, "b s d -> b (s d)")).squeeze(-1)
+
+    @torch.no_grad()
+    def stream_states(self, x: Tensor) -> Tensor:
+        """Residual state after the input projection and after every layer: ``[l+1, b, s, d]``."""
+        h = self._streams(x).float()
+        states = [h]
+        for layer in self.layers:
+            h = layer(h)
+            states.append(h)
+        return torch.stack(states)
+
+    @torch.no_grad()
+    def stream_spread(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """How distinct the streams are, by depth, on the batch ``x [b, f]``.
+
+        Returns ``(absolute [l+1], relative [l+1])`` float32: the RMS over rows and features of
+        each stream's deviation from the mean stream, and that divided by the RMS of the state
+        itself. Entry 0 is after the input projection, entry ``l`` after layer ``l``. Near 0
+        means the streams have collapsed into copies (a one-stream MLP).
+        """
+        states = self.stream_states(x)
+        dev = states - states.mean(dim=-2, keepdim=True)
+        absolute = dev.pow(2).mean(dim=(1, 2, 3)).sqrt()
+        return absolute, absolute / states.pow(2).mean(dim=(1, 2, 3)).sqrt()
 
     def residual_maps(self, x: Tensor | None = None) -> Tensor:
         """``H_res`` of every layer: ``[l, b, s, s]`` for a batch ``x [b, f]``; ``[l, s, s]``
@@ -105,8 +133,9 @@ class MHCMLP(_HyperMLP):
     """mHC-MLP (DESIGN section 4): ``x [b, f] -> [b]``.
 
     Defaults: ``n_streams`` 4, ``dim`` C 64, ``depth`` L 6, branch ``hidden`` 4*C, Sinkhorn
-    ``t_max`` 20, ``alpha_init`` 0.01, ``res_bias`` 1.0 (b_res logits = I), no dropout (the
-    constraint is the regulariser).
+    ``t_max`` 20, ``alpha_init`` 0.01, static biases from ``static_logits`` (home stream
+    ``pre_logit`` 3, ``b_res = res_logit * I`` with ``res_logit`` 3), no dropout (the constraint is
+    the regulariser).
     """
 
     def __init__(
@@ -118,9 +147,8 @@ class MHCMLP(_HyperMLP):
         hidden: int | None = None,
         t_max: int = 20,
         alpha_init: float = 0.01,
-        res_bias: float = 1.0,
-        pre_bias: float = 0.0,
-        post_bias: float = 0.0,
+        pre_logit: float = PRE_LOGIT,
+        res_logit: float = RES_LOGIT,
         dropout: float = 0.0,
     ) -> None:
         super().__init__(n_features, dim, n_streams)
@@ -130,18 +158,19 @@ class MHCMLP(_HyperMLP):
                 dim,
                 n_streams,
                 FeedForward(dim, hidden, dropout),
+                layer_index=k,
                 t_max=t_max,
                 alpha_init=alpha_init,
-                res_bias=res_bias,
-                pre_bias=pre_bias,
-                post_bias=post_bias,
+                pre_logit=pre_logit,
+                res_logit=res_logit,
             )
-            for _ in range(depth)
+            for k in range(depth)
         )
 
 
 class HCMLP(_HyperMLP):
-    """HC-MLP, the unconstrained ablation of ``MHCMLP`` (same sizes): ``x [b, f] -> [b]``."""
+    """HC-MLP, the unconstrained ablation of ``MHCMLP`` (same sizes and the same mappings at
+    init): ``x [b, f] -> [b]``."""
 
     def __init__(
         self,
@@ -151,13 +180,21 @@ class HCMLP(_HyperMLP):
         n_streams: int = 4,
         hidden: int | None = None,
         alpha_init: float = 0.01,
+        pre_logit: float = PRE_LOGIT,
+        res_logit: float = RES_LOGIT,
         dropout: float = 0.0,
     ) -> None:
         super().__init__(n_features, dim, n_streams)
         hidden = default(hidden, 4 * dim)
         self.layers = nn.ModuleList(
             HyperConnection(
-                dim, n_streams, FeedForward(dim, hidden, dropout), alpha_init=alpha_init
+                dim,
+                n_streams,
+                FeedForward(dim, hidden, dropout),
+                layer_index=k,
+                alpha_init=alpha_init,
+                pre_logit=pre_logit,
+                res_logit=res_logit,
             )
-            for _ in range(depth)
+            for k in range(depth)
         )

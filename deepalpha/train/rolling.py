@@ -39,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from deepalpha.config import Strict
 from deepalpha.data.panel import Panel
@@ -55,11 +55,23 @@ PRED_FILE = "predictions.parquet"
 # ----------------------------------------------------------------------------- config
 class ModelSpec(Strict):
     """A model of the study: registry ``name`` (or ``module:factory``, or ``linear``), a ``tag``
-    naming its output folder (default: the name), constructor ``kwargs``."""
+    naming its output folder (default: the name), constructor ``kwargs``, and ``train``: trainer
+    settings for this model only, over the study's ``train`` (e.g. the plain MLP's weight decay)."""
 
     name: str
     tag: str | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("train")
+    @classmethod
+    def _train_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        TrainConfig.model_validate(v)  # unknown keys and bad values fail here, by name
+        return v
+
+    def train_config(self, base: TrainConfig, **update: Any) -> TrainConfig:
+        """``base`` with this model's ``train`` settings and ``update`` applied (validated)."""
+        return TrainConfig.model_validate(base.model_dump() | self.train | update)
 
     @property
     def key(self) -> str:
@@ -322,8 +334,8 @@ def run_job(cfg: RollingConfig, panel: Panel, job: Job) -> JobResult:
     spec = next(m for m in cfg.models if m.key == job.model)
     ds = build_dataset(panel, cfg.dataset)
     sp = split_for(ds, job.r, job.r_next, job.window, cfg)
-    tcfg = cfg.train.model_copy(
-        update={"seed": job.seed, "progress": False, "num_threads": cfg.threads_per_job}
+    tcfg = spec.train_config(
+        cfg.train, seed=job.seed, progress=False, num_threads=cfg.threads_per_job
     )
     metrics: dict[str, Any] = {
         "job": job.key,

@@ -32,13 +32,16 @@ from deepalpha.config import Strict
 from deepalpha.errors import ConfigError
 from deepalpha.train.datasets import Batch, CrossSectionDataset
 from deepalpha.train.losses import get_loss
+from deepalpha.train.optim import make_optimizer
 
 
 class TrainConfig(Strict):
     """Trainer settings (all defaults here)."""
 
     lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(
+        0.0, ge=0, description="AdamW decay of weight matrices (never biases, gains, mHC maps)"
+    )
     max_epochs: int = Field(30, ge=1)
     patience: int = Field(5, ge=1, description="epochs without a better validation RankIC")
     grad_clip: float | None = Field(1.0, gt=0, description="max global grad norm; None = off")
@@ -330,7 +333,7 @@ def fit(
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
         model.to(dev)
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
         cache = _BatchCache(dataset, cfg.cache_mb)
         best_state: dict[str, torch.Tensor] | None = None
         best, best_epoch, bad = -math.inf, 0, 0

@@ -46,14 +46,24 @@ class SignalResult:
 
 
 def predictions_by(preds: pl.DataFrame, model: str, window: int | None = None) -> pl.DataFrame:
-    """One model's (and window's) predictions, averaged over seeds: date, asset, score."""
+    """One model's (and window's) signal: date, asset, score (float64).
+
+    Each seed's (and window's) scores are z-scored per date first (raw scales differ from seed to
+    seed, so a plain mean would weight the seed with the widest scores most), then averaged over
+    seeds (and windows when ``window`` is None). Per-date affine maps change no IC, rank or group.
+    """
     f = pl.col("model") == model
     if window is not None:
         f = f & (pl.col("window") == window)
+    by = ["date", "window", "seed"]
+    score = pl.col("score").cast(pl.Float64)
+    sd = score.std().over(by)
+    z = pl.when(sd > 0).then((score - score.mean().over(by)) / sd).otherwise(0.0)
     return (
         preds.filter(f)
+        .with_columns(z.alias("score"))
         .group_by(["date", "asset"])
-        .agg(pl.col("score").cast(pl.Float64).mean())
+        .agg(pl.col("score").mean())
         .sort(["date", "asset"])
     )
 
@@ -108,6 +118,8 @@ def series_frame(results: Sequence[SignalResult]) -> pl.DataFrame:
                 gr = np.asarray(g["returns"])
                 cols += [(u, f"group_{k}", gr[:, k]) for k in range(gr.shape[1])]
                 cols.append((u, "long_short", np.asarray(g["long_short_returns"])))
+            if "turnover_series" in g:  # per rebalance: a per-date series when rebalanced daily
+                cols.append((u, "top_turnover", np.asarray(g["turnover_series"])[:, -1]))
         for k, v in r.extra.items():
             if isinstance(v, np.ndarray) and v.ndim == 1 and len(v) == len(d):
                 cols.append(("-", k, v))
