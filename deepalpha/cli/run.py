@@ -34,11 +34,30 @@ def register(app: typer.Typer) -> None:
         universe: str = typer.Option(None, help="only this universe"),
         html: Path = typer.Option(None, help="also write an HTML page with the plots overlaid"),
         markdown: bool = typer.Option(False, help="print each run's tables as markdown instead"),
+        paired: str = typer.Option(
+            None,
+            "--paired",
+            metavar="BASE",
+            help="test every other signal against BASE date by date (a key such as mlp/ic, or "
+            "RUN:KEY when keys repeat): mean diff, win rate, HAC t, block-bootstrap 95% CI",
+        ),
+        horizon: int = typer.Option(
+            None,
+            min=1,
+            help="--paired: label horizon of the IC/RankIC series (default: the one recorded "
+            "in metrics.json, else 1); long_short always uses 1",
+        ),
+        n_boot: int = typer.Option(5000, min=1, help="--paired: bootstrap replicates"),
+        seed: int = typer.Option(0, help="--paired: bootstrap seed"),
     ) -> None:
-        """Print the headline figures of several runs side by side."""
+        """Print the headline figures of several runs side by side (or, with --paired, each
+        signal's per-date difference to a base signal)."""
         from rich.console import Console
         from rich.table import Table
 
+        if paired is not None:
+            _compare_paired(runs, paired, universe, horizon, n_boot, seed, markdown, html)
+            return
         from deepalpha.workflows.results import (
             compare_frame,
             fmt,
@@ -68,3 +87,41 @@ def register(app: typer.Typer) -> None:
             from deepalpha.report.html import write_compare_report
 
             Console().print(f"wrote {write_compare_report(list(runs), html)}")
+
+
+def _compare_paired(
+    runs: list[Path],
+    base: str,
+    universe: str | None,
+    horizon: int | None,
+    n_boot: int,
+    seed: int,
+    markdown: bool,
+    html: Path | None,
+) -> None:
+    """`compare --paired`: one table per (signal, universe); errors as one line, exit 2."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from deepalpha.errors import ConfigError, DeepAlphaError
+    from deepalpha.workflows.paired import NOTE, markdown_tables, paired_frame, rich_tables
+
+    try:
+        if html is not None:
+            raise ConfigError("--html does not apply to --paired")
+        df = paired_frame(runs, base, universe=universe, horizon=horizon, n_boot=n_boot, seed=seed)
+    except DeepAlphaError as e:
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(2) from None
+    if df.height == 0:
+        print(f"no series to compare with {base} (universe {universe or 'any'})")
+        return
+    if markdown:
+        print(markdown_tables(df) + "\n\n" + NOTE)
+        return
+    con = Console()
+    for t in rich_tables(df):
+        con.print(t)
+    con.print(NOTE, highlight=False)
