@@ -16,6 +16,9 @@ Horizon of the t-stat and of the bootstrap block, per metric:
 - ``long_short``: 1. It is a per-period return of portfolios held between rebalances, not an
   overlapping h-period label. Its ``ann_diff`` uses the run's ``return_periods_per_year``
   (12 or 252).
+- ``top_turnover``: 1, the top group's one-sided turnover at each rebalance (in the series when
+  the signal is rebalanced every period, as System A's monthly groups are); ``ann_diff`` is the
+  difference in turnover a year.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from deepalpha.errors import ConfigError, DataError
 from deepalpha.evaluate.paired import paired_difference
 
 #: Metrics compared, in table order.
-METRICS = ("rank_ic", "ic", "long_short")
+METRICS = ("rank_ic", "ic", "long_short", "top_turnover")
 #: Metrics whose per-date value is an h-period label statistic (overlapping when h > 1).
 LABEL_METRICS = ("ic", "rank_ic")
 
