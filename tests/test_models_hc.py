@@ -224,13 +224,13 @@ def test_mappings_and_mixing_are_float32_under_autocast(monkeypatch):
     import deepalpha.models.hyperconnections as hcmod
 
     seen = []
-    real = hcmod.sinkhorn_knopp
+    real = hcmod.sinkhorn
 
     def spy(logits, *a, **k):
         seen.append(logits.dtype)
         return real(logits, *a, **k)
 
-    monkeypatch.setattr(hcmod, "sinkhorn_knopp", spy)
+    monkeypatch.setattr(hcmod, "sinkhorn", spy)
     torch.manual_seed(0)
     layer = ManifoldHyperConnection(8, 4, FeedForward(8, 16))
     x = _state().to(torch.bfloat16)

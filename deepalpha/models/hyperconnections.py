@@ -30,6 +30,10 @@ biases), so the HC / mHC ablation differs only in the constraint.
 Precision: the mappings (RMSNorm, phi, Sinkhorn) and the stream mixing ``H_res x + H_post^T y`` run
 in float32 even under autocast; the residual state stays float32. Only the branch ``F`` autocasts.
 
+Speed: Sinkhorn, the pre-mix ``H_pre x`` and the post-mix run as fused C kernels on CPU
+(``deepalpha.models.fused``; eager torch on CUDA, for other dtypes, or with
+``DEEPALPHA_KERNELS=0``).
+
 ``F`` is any module mapping ``[..., d] -> [..., d]`` (an MLP branch here, an RNN or attention block
 elsewhere). The alphas are learnable scalars initialised to ``alpha_init`` (0.01).
 """
@@ -41,6 +45,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from deepalpha.models.fused import post_mix, pre_mix, sinkhorn
 from deepalpha.models.sinkhorn import sinkhorn_knopp
 
 Maps = tuple[Tensor, Tensor, Tensor]  # H_pre [..., s], H_post [..., s], H_res [..., s, s]
@@ -108,12 +113,9 @@ class _HyperConnectionBase(nn.Module):
         ``return_res``)."""
         h_pre, h_post, h_res = self.maps(x)
         x = x.float()
-        y = self.branch((x * h_pre.unsqueeze(-1)).sum(dim=-2))
+        y = self.branch(pre_mix(x, h_pre))
         with torch.autocast(device_type=x.device.type, enabled=False):
-            # H_res x + H_post^T y: a batched matmul plus an outer product in one addcmul
-            out = torch.addcmul(
-                torch.matmul(h_res, x), h_post.unsqueeze(-1), y.float().unsqueeze(-2)
-            )
+            out = post_mix(x, h_res, h_post, y.float())  # H_res x + H_post^T y, fused on CPU
         return (out, h_res) if return_res else out
 
 
@@ -147,7 +149,7 @@ class ManifoldHyperConnection(_HyperConnectionBase):
     def _activate(self, pre: Tensor, post: Tensor, res: Tensor) -> Maps:
         h_pre = torch.sigmoid(self.alpha_pre * pre + self.b_pre)
         h_post = 2 * torch.sigmoid(self.alpha_post * post + self.b_post)
-        h_res = sinkhorn_knopp(self.alpha_res * res + self.b_res, self.t_max)
+        h_res = sinkhorn(self.alpha_res * res + self.b_res, self.t_max)
         return h_pre, h_post, h_res
 
 
