@@ -381,6 +381,9 @@ def fit(
                     # training batch (dynamic + static mappings)
                     model.eval()
                     rec["amax_gain"] = float(model.amax_gain(x))
+                if hasattr(model, "stream_spread") and steps:
+                    # how distinct the streams still are after the last layer (0 = copies)
+                    rec["stream_spread"] = float(model.stream_spread(x)[1][-1])
                 rec["seconds"] = time.perf_counter() - t0
                 improved = math.isfinite(score) and score > best
                 if improved or not valid_dates.size:
