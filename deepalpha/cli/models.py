@@ -63,7 +63,9 @@ def inspect(
     console = Console()
     per_model: dict[str, list[dict]] = {}
     table = Table(title=f"stream mixing, {run_dir} (probe: {rows} N(0,1) rows, seed {seed})")
-    for col in ("job", "relative spread by depth (0 = input)", "off-diag", "Amax fwd/bwd"):
+    for col in ("model", "window", "retrain", "seed"):
+        table.add_column(col, no_wrap=True)
+    for col in ("relative spread by depth (0 = input)", "H_res off-diagonal by layer", "Amax"):
         table.add_column(col)
     for job in trained_jobs(run_dir, model or None):
         if not has_streams(job.model):
@@ -74,10 +76,13 @@ def inspect(
         s["seed"] = job.seed
         per_model.setdefault(job.model_key, []).append(s)
         table.add_row(
-            f"{job.model_key}/w{job.window}/{job.retrain}/s{job.seed}",
+            job.model_key,
+            str(job.window),
+            job.retrain,
+            str(job.seed),
             " ".join(f"{v:.2f}" for v in s["relative_spread"]),
             " ".join(f"{v:.2f}" for v in s["h_res_offdiag"]),
-            f"{s['amax_fwd']:.3g} / {s['amax_bwd']:.3g}",
+            f"{max(s['amax_fwd'], s['amax_bwd']):.3g}",
         )
     if not per_model:
         raise DataError("no trained HC / mHC model found", file=str(run_dir))
