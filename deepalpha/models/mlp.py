@@ -17,6 +17,9 @@ Every model maps ``x [b, f] float32 -> scores [b]`` and ignores ``group_ids``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from einops import rearrange
 from torch import Tensor, nn
@@ -70,6 +73,17 @@ class _HyperMLP(nn.Module):
         self.n_streams = n_streams
         self.proj_in = nn.Linear(n_features, n_streams * dim)  # each stream its own projection
         self.head = nn.Linear(n_streams * dim, 1)  # learned readout over streams
+
+    def _stack(
+        self, layer: Callable[..., nn.Module], dim: int, depth: int, hidden: int, dropout: float,
+        **kwargs: Any,
+    ) -> nn.ModuleList:  # fmt: skip
+        """``depth`` hyper-connection layers around FF branches; layer ``k``'s home stream is
+        ``k mod n``."""
+        return nn.ModuleList(
+            layer(dim, self.n_streams, FeedForward(dim, hidden, dropout), layer_index=k, **kwargs)
+            for k in range(depth)
+        )
 
     def _streams(self, x: Tensor) -> Tensor:
         return rearrange(self.proj_in(x), "b (s d) -> b s d", s=self.n_streams)
@@ -153,19 +167,10 @@ class MHCMLP(_HyperMLP):
     ) -> None:
         super().__init__(n_features, dim, n_streams)
         hidden = default(hidden, 4 * dim)
-        self.layers = nn.ModuleList(
-            ManifoldHyperConnection(
-                dim,
-                n_streams,
-                FeedForward(dim, hidden, dropout),
-                layer_index=k,
-                t_max=t_max,
-                alpha_init=alpha_init,
-                pre_logit=pre_logit,
-                res_logit=res_logit,
-            )
-            for k in range(depth)
-        )
+        self.layers = self._stack(
+            ManifoldHyperConnection, dim, depth, hidden, dropout,
+            t_max=t_max, alpha_init=alpha_init, pre_logit=pre_logit, res_logit=res_logit,
+        )  # fmt: skip
 
 
 class HCMLP(_HyperMLP):
@@ -186,15 +191,7 @@ class HCMLP(_HyperMLP):
     ) -> None:
         super().__init__(n_features, dim, n_streams)
         hidden = default(hidden, 4 * dim)
-        self.layers = nn.ModuleList(
-            HyperConnection(
-                dim,
-                n_streams,
-                FeedForward(dim, hidden, dropout),
-                layer_index=k,
-                alpha_init=alpha_init,
-                pre_logit=pre_logit,
-                res_logit=res_logit,
-            )
-            for k in range(depth)
-        )
+        self.layers = self._stack(
+            HyperConnection, dim, depth, hidden, dropout,
+            alpha_init=alpha_init, pre_logit=pre_logit, res_logit=res_logit,
+        )  # fmt: skip
