@@ -99,6 +99,7 @@ def test_seed_ensemble_z_scores_each_seed_per_date_before_averaging():
     )
     out = predictions_by(preds, "m", 12).sort("asset")
     z0 = np.array([1.0, 0.0, -1.0])
-    np.testing.assert_allclose(out["score"].to_numpy(), (z0 - z0) / 2, atol=1e-12)
+    # z-scores [1, 0, -1] and [-1, 0, 1] average to 0; a raw mean would rank like seed 1
+    np.testing.assert_allclose(out["score"].to_numpy(), np.zeros(3), atol=1e-12)
     one = predictions_by(preds.filter(pl.col("seed") == 1), "m", 12).sort("asset")
     np.testing.assert_allclose(one["score"].to_numpy(), -z0, atol=1e-12)

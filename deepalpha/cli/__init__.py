@@ -7,9 +7,9 @@ import sys
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from deepalpha.cli import backtest, data, demo, models, report, risk, run
+from deepalpha.cli.errors import print_error
 from deepalpha.errors import DeepAlphaError
 
 app = typer.Typer(
@@ -27,18 +27,16 @@ backtest.register(app)
 run.register(app)
 report.register(app)
 
-err = Console(stderr=True)
-
 
 def main() -> None:
     """Console-script entry point: bad input prints one red line and exits 2, no traceback."""
     try:
         app()
     except DeepAlphaError as e:
-        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        print_error(e)
         sys.exit(2)
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]")
+        Console(stderr=True).print("[yellow]interrupted[/]")
         sys.exit(130)
 
 

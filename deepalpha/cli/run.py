@@ -101,8 +101,8 @@ def _compare_paired(
 ) -> None:
     """`compare --paired`: one table per (signal, universe); errors as one line, exit 2."""
     from rich.console import Console
-    from rich.markup import escape
 
+    from deepalpha.cli.errors import print_error
     from deepalpha.errors import ConfigError, DeepAlphaError
     from deepalpha.workflows.paired import NOTE, markdown_tables, paired_frame, rich_tables
 
@@ -110,10 +110,8 @@ def _compare_paired(
         if html is not None:
             raise ConfigError("--html does not apply to --paired")
         df = paired_frame(runs, base, universe=universe, horizon=horizon, n_boot=n_boot, seed=seed)
-    except DeepAlphaError as e:
-        Console(stderr=True).print(
-            f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True
-        )
+    except DeepAlphaError as e:  # exit 2 here too, so CliRunner callers see main()'s code
+        print_error(e)
         raise typer.Exit(2) from None
     if df.height == 0:
         print(f"no series to compare with {base} (universe {universe or 'any'})")

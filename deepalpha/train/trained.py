@@ -6,7 +6,6 @@ holding ``model.pt`` (a state dict) and ``metrics.json``.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,9 +48,11 @@ def model_specs(rolling: Path) -> dict[str, ModelSpec]:
 
 
 def _n_features(state: dict[str, torch.Tensor], path: Path) -> int:
-    for name in ("proj_in.weight", "lin2.weight"):
-        if name in state:
-            return int(state[name].shape[1])
+    """Input width: the second dim of the first weight matrix (every model reads its inputs
+    through a linear map first: ``proj_in``, a GRU's ``weight_ih_l0``, ...)."""
+    for w in state.values():
+        if w.ndim == 2:
+            return int(w.shape[1])
     raise DataError("cannot tell the model's input width from its state dict", file=str(path))
 
 
@@ -63,7 +64,7 @@ def trained_jobs(run_dir: str | Path, models: list[str] | None = None) -> Iterat
         key, window, retrain, seed = f.parent.relative_to(rolling / "jobs").parts
         if (models and key not in models) or key not in specs:
             continue
-        state = torch.load(io.BytesIO(f.read_bytes()), map_location="cpu", weights_only=True)
+        state = torch.load(f, map_location="cpu", weights_only=True)
         spec = specs[key]
         model = make_model(spec.name, _n_features(state, f), **spec.kwargs)
         model.load_state_dict(state)
