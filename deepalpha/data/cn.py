@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -45,7 +45,8 @@ from deepalpha.errors import DataError
 
 __all__ = ["ALL_FIELDS", "load_cn", "load_indices", "load_stock_info"]
 
-LOADER_VERSION = 2
+LOADER_VERSION = 3
+AllUniverse = Literal["auto", "csiall", "index_history"]
 BIN_FIELDS = ("open", "high", "low", "close", "volume", "factor")
 MASK_BINS = ("high", "low", "close", "volume", "factor")
 FUNDAMENTAL_FILES = fu.MARKET_FIELDS + fu.REPORT_FIELDS
@@ -112,8 +113,8 @@ CAVEATS = (
     "new listings' first days (no or wider price limits) are only excluded via min_listed_days",
     "universe csi800 is csi300 | csi500 (the source csi800.txt is incomplete before 2013); "
     "csi1000 starts at the index launch (2014-10)",
-    "universe 'all' is CSI All Share membership (csiall.txt) from its first spell date, and "
-    "every listed stock before that",
+    "universe 'all' starts from CSI All Share membership (csiall.txt) from its first spell "
+    "date, and every listed stock before that; then made point in time (all_universe)",
 )
 
 
@@ -261,6 +262,7 @@ def load_cn(
     cache: bool = True,
     cache_dir: str | Path | None = None,
     min_listed_days: int = 60,
+    all_universe: AllUniverse = "auto",
 ) -> Panel:
     """Load the CN layout at ``path`` as a stock `Panel`.
 
@@ -274,6 +276,13 @@ def load_cn(
     cache : reuse / write the assembled panel in ``cache_dir`` (default ``$DEEPALPHA_CACHE`` or
         ``~/.cache/deepalpha``), keyed by the source files' paths, sizes and mtimes + options.
     min_listed_days : trading days since listing before a stock is ``tradable``.
+    all_universe : how mask ``all`` is made point in time (`all_universe_mask`): ``"csiall"``
+        (CSI All Share membership: the folder holds the whole market), ``"index_history"`` (CSI
+        All Share members that have been a CSI 300/500/800/1000 member on or before the date: the
+        folder holds only stocks selected on index membership), or ``"auto"`` (``index_history``
+        when the folder holds stocks selected on index membership, as ``../shared/data/cn``
+        does; see `deepalpha.data.universe.folder_is_selected`; else ``csiall``). The choice is in
+        ``meta["all_universe"]``.
 
     Returns
     -------
@@ -291,6 +300,7 @@ def load_cn(
         "start": None if start is None else str(np.datetime64(start, "D")),
         "end": None if end is None else str(np.datetime64(end, "D")),
         "min_listed_days": int(min_listed_days),
+        "all_universe": _check_all_universe(all_universe),
     }
     if cache:
         from deepalpha.data import store
@@ -309,6 +319,14 @@ def load_cn(
         store.save_cached(key, panel, cache_dir)
         return panel
     return _build(root, fields_, bins, funds, options)
+
+
+def _check_all_universe(rule: str) -> str:
+    if rule not in ("auto", "csiall", "index_history"):
+        from deepalpha.errors import ConfigError
+
+        raise ConfigError(f"all_universe must be auto, csiall or index_history, got {rule!r}")
+    return rule
 
 
 def _build(
@@ -354,6 +372,8 @@ def _build(
     masks = {"listed": listed, "suspended": suspended}
     missing_universes = []
     all_covered = None
+    all_share = None
+    all_share_codes = np.zeros(0, "U8")
     skipped_codes: dict[str, list[str]] = {}
     derive_800 = all(
         (root / "index_membership" / UNIVERSE_FILES[k]).is_file() for k in ("csi300", "csi500")
@@ -373,16 +393,35 @@ def _build(
         if name == "all" and len(s):
             all_covered = dates >= s.min()
             m[~all_covered] = True  # before CSI All Share data: every listed stock
+            all_share = m & listed  # the ST proxy needs membership itself, not the universe
+            all_share_codes = codes
         masks[name] = m & listed
     if derive_800:
         # CSI 800 = CSI 300 + CSI 500 by construction; the real csi800.txt lists only ~200
         # members before mid-2013 and agrees with the union afterwards.
         masks["csi800"] = masks["csi300"] | masks["csi500"]
 
+    # ---- the `all` universe, point in time (see un.all_universe_mask)
+    all_rule = options["all_universe"]
+    index_names = [k for k in ("csi300", "csi500", "csi800", "csi1000") if k in masks]
+    if "all" in masks and index_names:
+        union = np.logical_or.reduce([masks[k] for k in index_names])
+        if all_rule == "auto":
+            selected = un.folder_is_selected(union, listed, all_share_codes, assets)
+            all_rule = "index_history" if selected else "csiall"
+        masks["all"] = un.all_universe_mask(masks["all"], union, all_rule)
+    elif all_rule == "index_history":
+        raise DataError(
+            "all_universe='index_history' needs index membership files",
+            file=root / "index_membership",
+        )
+    else:
+        all_rule = "csiall"
+
     # ---- limits and tradability (ST proxy from CSI All Share membership where it exists)
     st = None
     if all_covered is not None:
-        st = un.st_proxy(listed, masks["all"], all_covered, age, assets)
+        st = un.st_proxy(listed, all_share, all_covered, age, assets)
         masks["st_proxy"] = st
     rate = un.limit_rate(assets, dates)
     up, dn = un.limit_masks(raw["close"], raw["high"], raw["low"], raw["factor"], rate, st=st)
@@ -446,6 +485,18 @@ def _build(
         "limits": "main 10%, ChiNext 10% (20% from 2020-08-24), STAR 20%, BJ 30%; "
         "ST 5% only through st_proxy and one-price bars",
     }
+    meta["all_universe"] = all_rule
+    if all_rule == "index_history":
+        meta["caveats"].append(
+            "universe 'all' is point in time: CSI All Share members that have been a CSI "
+            "300/500/800/1000 member on or before the date (the folder holds only stocks that "
+            "were index members at some time, so an earlier presence is future information)"
+        )
+    elif "all" in masks:
+        meta["caveats"].append(
+            "universe 'all' is CSI All Share membership: point in time only if the folder holds "
+            "every stock of the market (it is not selected on later index membership)"
+        )
     if missing_universes:
         meta["caveats"].append(f"no membership file for {missing_universes}: masks absent")
     if skipped_codes:

@@ -234,3 +234,54 @@ def tradable_mask(
 ) -> np.ndarray:
     """``listed & ~suspended & ~limit_up & ~limit_down & age >= min_listed_days`` -> ``bool[T, N]``."""
     return listed & ~suspended & ~limit_up & ~limit_down & (age >= min_listed_days)
+
+
+# ---------------------------------------------------------------------------- the `all` universe
+SELECTED_SHARE = 0.9  # threshold of `folder_is_selected`
+
+
+def index_history(members: np.ndarray) -> np.ndarray:
+    """``bool[T, N]``: the stock has been a member (``members bool[T, N]``, any index union) on
+    some date ``<= t`` -- known at ``t``, unlike "is a member at some time"."""
+    return np.logical_or.accumulate(np.asarray(members, bool), axis=0)
+
+
+def folder_is_selected(
+    members: np.ndarray, listed: np.ndarray, all_share_codes: np.ndarray, assets: np.ndarray
+) -> bool:
+    """Whether the folder holds stocks *chosen* by index membership (as ``../shared/data/cn``:
+    the stocks that were CSI 800/1000 members at some time and still trade), so that a stock's
+    presence before it joins an index is future information.
+
+    Both must hold: at least `SELECTED_SHARE` of the listed stocks were index members
+    (``members bool[T, N]``, the union of the index masks) at some time, and the folder has
+    prices for less than `SELECTED_SHARE` of the codes CSI All Share ever listed
+    (``all_share_codes str[S]``; a whole-market folder misses only delisted stocks).
+    """
+    ever_listed = np.asarray(listed, bool).any(axis=0)
+    if not ever_listed.any():
+        return False
+    ever_member = np.asarray(members, bool).any(axis=0)
+    chosen = (ever_member & ever_listed).sum() >= SELECTED_SHARE * ever_listed.sum()
+    codes = np.unique(np.asarray(all_share_codes))
+    covered = np.isin(codes, np.asarray(assets)).mean() if codes.size else 0.0
+    return bool(chosen and covered < SELECTED_SHARE)
+
+
+def all_universe_mask(all_share: np.ndarray, index_union: np.ndarray, rule: str) -> np.ndarray:
+    """Point-in-time ``all`` universe ``bool[T, N]``.
+
+    ``all_share`` is CSI All Share membership (every listed stock before that file's coverage),
+    ``index_union`` the union of the CSI 300/500/800/1000 memberships. ``rule``:
+
+    * ``"csiall"``: ``all_share`` -- right when the data holds every stock of the market;
+    * ``"index_history"``: ``all_share & index_history(index_union)`` -- a stock counts from the
+      first day it is an index member: in a folder of stocks selected on index membership, its
+      presence before then is future information (it is there because it joins later).
+    """
+    a = np.asarray(all_share, bool)
+    if rule == "csiall":
+        return a
+    if rule == "index_history":
+        return a & index_history(index_union)
+    raise DataError(f"unknown all_universe rule {rule!r} (csiall, index_history)")

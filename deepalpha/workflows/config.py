@@ -36,6 +36,10 @@ class DataSpec(Strict):
     start: date | None = None
     end: date | None = None
     cache: bool = True
+    all_universe: Literal["auto", "csiall", "index_history"] = Field(
+        "auto",
+        description="how universe 'all' is made point in time (deepalpha.data.cn.load_cn)",
+    )
 
 
 class RiskSpec(Strict):

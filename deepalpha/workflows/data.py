@@ -40,7 +40,14 @@ def resolve_data(spec: DataSpec, run_dir: Path, override: str | Path | None = No
 
 def load_panel(path: Path, spec: DataSpec, fields: list[str] | None = None) -> Panel:
     """`load_cn` with the run's date bounds and cache setting."""
-    return load_cn(path, fields=fields, start=spec.start, end=spec.end, cache=spec.cache)
+    return load_cn(
+        path,
+        fields=fields,
+        start=spec.start,
+        end=spec.end,
+        cache=spec.cache,
+        all_universe=spec.all_universe,
+    )
 
 
 def panel_industries(path: Path, panel: Panel) -> np.ndarray:
