@@ -158,10 +158,16 @@ def test_benchmarks_index_and_proxy():
     assert (bw[:, 5] == 0).all()
     idx = 1000 * np.cumprod(1 + np.random.default_rng(0).normal(0, 0.01, 50))
     sig = np.array([5, 25])
-    res = run_backtest(
-        np.array([[0.5, 0.5, 0, 0, 0, 0]] * 2), sig, close, dates, index_close=idx, bench_weights=bw
-    )
+    tg = np.array([[0.5, 0.5, 0, 0, 0, 0]] * 2)
+    res = run_backtest(tg, sig, close, dates, index_close=idx, bench_weights=bw, benchmark="index")
     np.testing.assert_allclose(res.bench_nav[5:], idx[5:] / idx[5])
+    assert res.info["benchmark_used"] == "index" and "benchmark_fallback" not in res.info
+    # the default total-return benchmark needs dv_ratio: without it, the (total-return) proxy
+    dflt = run_backtest(tg, sig, close, dates, index_close=idx, bench_weights=bw)
+    assert dflt.info["benchmark_used"] == "proxy" and dflt.tr_nav is None
+    assert "dv_ratio" in dflt.info["benchmark_fallback"]
+    np.testing.assert_allclose(dflt.bench_nav, dflt.proxy_nav)
+    np.testing.assert_allclose(dflt.price_nav, res.bench_nav)
     rb = proxy_returns(bw, simple_returns(close))
     np.testing.assert_allclose(res.proxy_nav[6:] / res.proxy_nav[5:-1] - 1, rb[6:])
     # slow reference for the proxy: value-weighted member return from t-1 weights

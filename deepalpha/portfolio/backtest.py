@@ -24,6 +24,15 @@ with ``h`` the post-trade holdings in NAV units at the previous close (``weights
 nav[t-1]``), ``r = close[t]/close[t-1] − 1`` and ``cost[t]`` the costs paid on day ``t``.
 Missing prices count as a zero return (the position is frozen) and block trading.
 
+Benchmarks (see `benchmark`): ``benchmark="total_return"`` (default) compares against the price
+index plus its members' accrued dividend yield (needs ``index_close``, ``bench_weights`` and
+``dv_ratio``); ``"index"`` against the price index (``index_close``: understates the benchmark by
+its dividend yield, since the NAV is a total return); ``"proxy"`` against the cap-weighted member
+proxy (total return from back-adjusted closes). When the asked-for benchmark lacks its inputs the
+engine falls back (total_return -> proxy -> index; index -> proxy; proxy -> index) and says so
+in ``info["benchmark_used"]`` / ``info["benchmark_fallback"]``. Every benchmark it can build is
+kept (``tr_nav``, ``price_nav``, ``proxy_nav``) so excess can be reported against all of them.
+
 `policy` callbacks let an optimiser see the drifted weights at the signal date (``w_prev``); a
 fixed ``[R, N]`` array of targets also works.
 """
@@ -56,9 +65,14 @@ class BacktestResult:
     nav : float64[T]
         Portfolio NAV (1 at the start, after the costs of each day's trades).
     bench_nav : float64[T]
-        Benchmark NAV: the real index when given, else the cap-weighted member proxy.
+        The primary benchmark's NAV (``info["benchmark_used"]``: total_return, index or proxy).
     proxy_nav : float64[T] or None
         Cap-weighted member proxy NAV (when benchmark weights were given).
+    price_nav : float64[T] or None
+        The price index NAV (when ``index_close`` was given).
+    tr_nav : float64[T] or None
+        Total-return index NAV: price index + accrued member dividend yield (when
+        ``index_close``, ``bench_weights`` and ``dv_ratio`` were given).
     excess_nav : float64[T]
         ``nav / bench_nav`` (relative NAV; its log is the compounded excess).
     weights : float32[T, N]
@@ -97,6 +111,8 @@ class BacktestResult:
     blocked: np.ndarray
     targets: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    price_nav: np.ndarray | None = None
+    tr_nav: np.ndarray | None = None
 
     @property
     def returns(self) -> np.ndarray:
@@ -139,6 +155,8 @@ def run_backtest(
     costs: CostConfig | None = None,
     lag: int = 1,
     start: int | None = None,
+    dv_ratio: np.ndarray | None = None,
+    benchmark: str = "total_return",
 ) -> BacktestResult:
     """Run the daily engine.
 
@@ -155,7 +173,7 @@ def run_backtest(
     limit_up, limit_down, suspended : bool[T, N], optional
         Day-``t`` states that block buys / sells / both on execution day ``t``.
     index_close : float[T], optional
-        The real index's close; the benchmark NAV. Default: the cap-weighted proxy.
+        The real (price) index's close.
     bench_weights : float[T, N], optional
         Cap-weighted member weights (rows sum to 1) for the proxy index, see `benchmark`.
     exec_price : float[T, N], optional
@@ -166,6 +184,11 @@ def run_backtest(
     start : int, optional
         First day of the NAV path (default: the first signal day). Before the first trade the
         portfolio is all cash.
+    dv_ratio : float[T, N], optional
+        Trailing dividend yield in % as of the latest period end ``<= t`` (for the total-return
+        benchmark; NaN = none).
+    benchmark : "total_return" | "index" | "proxy"
+        The primary benchmark (``bench_nav``, ``excess_nav``); see the module docstring.
     """
     close = np.asarray(close, np.float64)
     T, N = close.shape
@@ -280,34 +303,15 @@ def run_backtest(
                         )
                     pending[r] = np.clip(tgt, 0.0, None)
     nav[:t0] = 1.0
-    proxy_nav = None
-    if bench_weights is not None:
-        from deepalpha.portfolio.benchmark import proxy_returns
-
-        bw = np.asarray(bench_weights, np.float64)
-        if bw.shape != (T, N):
-            raise DataError(f"bench_weights {bw.shape} must be [{T}, {N}]", field="bench_weights")
-        rb = proxy_returns(bw, simple_returns(close))
-        rb[: t0 + 1] = 0.0
-        proxy_nav = np.cumprod(1.0 + rb)
-    if index_close is not None:
-        ic = np.asarray(index_close, np.float64)
-        if ic.shape != (T,):
-            raise DataError(f"index_close {ic.shape} must be [{T}]", field="index_close")
-        ic = _ffill(ic)
-        if not np.isfinite(ic[t0]):
-            raise DataError("index has no value on the first backtest day", date=dates[t0])
-        bench_nav = ic / ic[t0]
-        bench_nav[:t0] = 1.0
-    elif proxy_nav is not None:
-        bench_nav = proxy_nav
-    else:
-        bench_nav = np.ones(T)
+    navs, info = benchmark_navs(
+        close, dates, t0, index_close, bench_weights, dv_ratio, benchmark=benchmark
+    )
+    bench_nav = navs[info["benchmark_used"]] if info["benchmark_used"] else np.ones(T)
     return BacktestResult(
         dates=dates,
         nav=nav,
         bench_nav=bench_nav,
-        proxy_nav=proxy_nav,
+        proxy_nav=navs.get("proxy"),
         excess_nav=nav / bench_nav,
         weights=W,
         cash=cash_frac,
@@ -318,7 +322,85 @@ def run_backtest(
         turnover=turnover,
         blocked=blocked,
         targets=target_arr,
+        info=info,
+        price_nav=navs.get("index"),
+        tr_nav=navs.get("total_return"),
     )
+
+
+FALLBACK = {
+    "total_return": ("total_return", "proxy", "index"),
+    "index": ("index", "proxy"),
+    "proxy": ("proxy", "index"),
+}
+BENCHMARK_LABEL = {
+    "total_return": "total-return index (price index + accrued member dividend yield)",
+    "index": "price index (no dividends)",
+    "proxy": "cap-weighted member proxy (total return)",
+}
+
+
+def benchmark_navs(
+    close: np.ndarray,
+    dates: np.ndarray,
+    t0: int,
+    index_close: np.ndarray | None,
+    bench_weights: np.ndarray | None,
+    dv_ratio: np.ndarray | None,
+    *,
+    benchmark: str = "total_return",
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every benchmark NAV the inputs allow, based at day ``t0`` (1 up to ``t0``).
+
+    Returns ``({"total_return"|"index"|"proxy": float64[T]}, info)`` with ``info`` keys
+    ``benchmark_used`` (the first available of `FALLBACK[benchmark]`, None when none is),
+    ``benchmark_fallback`` (a sentence, only when it differs from ``benchmark``) and
+    ``benchmarks`` (the keys built).
+    """
+    from deepalpha.portfolio.benchmark import proxy_returns, total_return_returns
+
+    if benchmark not in FALLBACK:
+        raise DataError(f"benchmark must be total_return, index or proxy, got {benchmark!r}")
+    T, N = close.shape
+    navs: dict[str, np.ndarray] = {}
+    bw = None
+    if bench_weights is not None:
+        bw = np.asarray(bench_weights, np.float64)
+        if bw.shape != (T, N):
+            raise DataError(f"bench_weights {bw.shape} must be [{T}, {N}]", field="bench_weights")
+        rb = proxy_returns(bw, simple_returns(close))
+        rb[: t0 + 1] = 0.0
+        navs["proxy"] = np.cumprod(1.0 + rb)
+    if index_close is not None:
+        ic = np.asarray(index_close, np.float64)
+        if ic.shape != (T,):
+            raise DataError(f"index_close {ic.shape} must be [{T}]", field="index_close")
+        ic = _ffill(ic)
+        if not np.isfinite(ic[t0]):
+            raise DataError("index has no value on the first backtest day", date=dates[t0])
+        price = ic / ic[t0]
+        price[:t0] = 1.0
+        navs["index"] = price
+        if bw is not None and dv_ratio is not None:
+            dv = np.asarray(dv_ratio, np.float64)
+            if dv.shape != (T, N):
+                raise DataError(f"dv_ratio {dv.shape} must be [{T}, {N}]", field="dv_ratio")
+            r = total_return_returns(ic, bw, dv)
+            r[: t0 + 1] = 0.0
+            navs["total_return"] = np.cumprod(1.0 + r)
+    used = next((k for k in FALLBACK[benchmark] if k in navs), None)
+    info: dict[str, Any] = {"benchmark_used": used, "benchmarks": sorted(navs)}
+    if used != benchmark:
+        missing = {
+            "total_return": "the index series, member weights and dv_ratio",
+            "index": "an index series",
+            "proxy": "member weights",
+        }[benchmark]
+        info["benchmark_fallback"] = (
+            f"benchmark {benchmark!r} needs {missing}, which were not given: "
+            + (f"using the {BENCHMARK_LABEL[used]}" if used else "no benchmark (flat NAV)")
+        )
+    return navs, info
 
 
 def _ffill(x: np.ndarray) -> np.ndarray:

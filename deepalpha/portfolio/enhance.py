@@ -9,13 +9,21 @@ optimiser uses only data known at ``s`` (exposures at ``s``, the latest covarian
 at ``s + lag`` (default the next day's close; ``execution="vwap"``: that day's VWAP proxy).
 
 Candidates at ``s``: index members with a price, every stock held, and the ``max_outside``
-best-scored non-members with a price. The benchmark weights are the members' cap weights (the
+best-scored non-members with a price **inside the point-in-time universe** ``universe[s]`` when
+one is given (`backtest_predictions` passes the data's ``all`` mask; without it any stock with a
+price is a candidate, which on a folder selected by later index membership is look-ahead). The benchmark weights are the members' cap weights (the
 data has no index weights, see `benchmark`). Names suspended or at a price limit on ``s`` are
 untradable for the optimiser (kept at ``w_prev``); the engine then drops orders that meet a limit
 or suspension on the execution day.
 
 Rebalance dates need scores, a covariance forecast and an index of at least half its median
 member count (membership files can be nearly empty before an index's start).
+
+Benchmarks: excess is reported against the total-return index (price index + accrued member
+dividend yield, the default ``benchmark="total_return"``: keys ``excess_return``,
+``information_ratio``, ...), the price index (``price_*``) and the cap-weighted member proxy
+(``proxy_*``); ``tr_*`` repeat the total-return figures. A cost-sensitivity table re-costs the
+same targets at 0 / 5 / 10 / 20 bps slippage (`sensitivity`).
 
 Missing risk data of a candidate: styles 0 (the cap-weighted mean), no industry (country only),
 specific variance = the candidates' median.
@@ -32,11 +40,12 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from deepalpha.errors import ConfigError, DataError
-from deepalpha.portfolio.backtest import BacktestResult, run_backtest
+from deepalpha.portfolio.backtest import BENCHMARK_LABEL, BacktestResult, run_backtest
 from deepalpha.portfolio.benchmark import cap_weights
 from deepalpha.portfolio.costs import CostConfig
 from deepalpha.portfolio.metrics import enhancement_metrics, yearly_table
 from deepalpha.portfolio.optimizer import OptimizerConfig, optimize
+from deepalpha.portfolio.sensitivity import cost_sensitivity
 
 __all__ = [
     "INDEX_CODES",
@@ -73,8 +82,10 @@ class BacktestConfig(BaseModel):
     start: dt.date | None = None
     end: dt.date | None = None
     max_outside: int = Field(300, ge=0, description="best-scored non-members as candidates")
-    benchmark: Literal["index", "proxy"] = Field(
-        "index", description="excess against the real index series or the cap-weighted proxy"
+    benchmark: Literal["total_return", "index", "proxy"] = Field(
+        "total_return",
+        description="primary benchmark: total_return (price index + accrued member dividend "
+        "yield), index (price index, no dividends) or proxy (cap-weighted members, total return)",
     )
     optimizer: OptimizerConfig = OptimizerConfig()
     costs: CostConfig = CostConfig()
@@ -274,6 +285,8 @@ def run_enhancement(
     limit_down: np.ndarray | None = None,
     vwap: np.ndarray | None = None,
     index_close: np.ndarray | None = None,
+    dv_ratio: np.ndarray | None = None,
+    universe: np.ndarray | None = None,
     progress: Any = None,
 ) -> EnhancementResult:
     """Run an index-enhancement backtest on arrays.
@@ -296,7 +309,14 @@ def run_enhancement(
     vwap : float[T, N], optional
         Needed for ``execution="vwap"``.
     index_close : float[T], optional
-        The real index; required when ``config.benchmark == "index"`` (else the proxy is used).
+        The real (price) index; needed for the total-return and price-index benchmarks.
+    dv_ratio : float[T, N], optional
+        Trailing dividend yield in % as of the latest period end ``<= t`` (total-return
+        benchmark). Without it (or ``index_close``) the total-return benchmark falls back to the
+        member proxy; ``result.info["benchmark_fallback"]`` says so.
+    universe : bool[T, N], optional
+        Point-in-time universe: outside-index candidates at ``s`` must be in ``universe[s]``
+        (stocks held stay candidates). None: any stock with a price (not point in time).
     progress : callable(done, total), optional
     """
     cfg = config or BacktestConfig()
@@ -313,6 +333,10 @@ def run_enhancement(
     dn = zeros if limit_down is None else np.asarray(limit_down, bool)
     if cfg.execution == "vwap" and vwap is None:
         raise ConfigError("execution='vwap' needs the vwap field")
+    if universe is not None:
+        universe = np.asarray(universe, bool)
+        if universe.shape != (T, N):
+            raise DataError(f"universe {universe.shape} must be [T={T}, N={N}]", field="universe")
 
     has_px = np.isfinite(close) & (close > 0)
     has_signal = np.isfinite(scores).any(axis=1)
@@ -348,6 +372,8 @@ def run_enhancement(
         mem = members[s] & has_px[s]
         sc = scores[s]
         out = ~members[s] & has_px[s] & np.isfinite(sc)
+        if universe is not None:
+            out &= universe[s]
         out_idx = np.nonzero(out)[0]
         if cfg.max_outside < out_idx.size:
             top = np.argpartition(-sc[out_idx], cfg.max_outside)[: cfg.max_outside]
@@ -398,20 +424,25 @@ def run_enhancement(
             progress(r + 1, sig.size)
         return target
 
-    res = run_backtest(
-        policy,
-        sig,
-        close,
-        dates,
-        limit_up=up,
-        limit_down=dn,
-        suspended=susp,
-        index_close=index_close if cfg.benchmark == "index" else None,
-        bench_weights=bench_w,
-        exec_price=vwap if cfg.execution == "vwap" else None,
-        costs=cfg.costs,
-        lag=cfg.lag,
-    )
+    def engine(targets: Any, costs: CostConfig) -> BacktestResult:
+        return run_backtest(
+            targets,
+            sig,
+            close,
+            dates,
+            limit_up=up,
+            limit_down=dn,
+            suspended=susp,
+            index_close=index_close,
+            bench_weights=bench_w,
+            exec_price=vwap if cfg.execution == "vwap" else None,
+            costs=costs,
+            lag=cfg.lag,
+            dv_ratio=dv_ratio,
+            benchmark=cfg.benchmark,
+        )
+
+    res = engine(policy, cfg.costs)
     rec = pl.DataFrame(
         [{**x, "date": x["date"].astype(object)} for x in records], infer_schema_length=None
     )
@@ -434,23 +465,7 @@ def run_enhancement(
         ex_ante_te=ex_ante[exec_in],
         periods_per_year=252.0,
     )
-    metrics = enhancement_metrics(res.nav[win], res.bench_nav[win], dates[win], **kw)
-    if res.proxy_nav is not None and cfg.benchmark == "index" and index_close is not None:
-        mp = enhancement_metrics(res.nav[win], res.proxy_nav[win], dates[win])
-        metrics.update(
-            {
-                f"proxy_{k}": v
-                for k, v in mp.items()
-                if k
-                in (
-                    "excess_return",
-                    "tracking_error",
-                    "information_ratio",
-                    "excess_max_drawdown",
-                    "bench_annual_return",
-                )
-            }
-        )
+    metrics = window_metrics(res, win, **kw)
     metrics["relaxed_share"] = float((rec["status"] != "optimal").mean())
     metrics["mean_solve_time"] = float(rec["solve_time"].mean())
     yearly = yearly_table(
@@ -460,6 +475,29 @@ def run_enhancement(
         rebalance_dates=dates[res.exec_idx[exec_in]],
         **kw,
     )
+    for name, prefix in BENCH_PREFIX.items():
+        other = _bench_nav(res, name)
+        if other is None:
+            continue
+        yo = yearly_table(res.nav[win], other[win], dates[win])
+        yearly = yearly.with_columns(
+            yo["excess_period_return"].alias(f"{prefix}excess_period_return"),
+            yo["information_ratio"].alias(f"{prefix}information_ratio"),
+        )
+    fixed = np.nan_to_num(res.targets.astype(np.float64), nan=0.0)
+    tot = fixed.sum(axis=1, keepdims=True)  # float32 storage can round a full row above 1
+    fixed = np.where(tot > 1.0, fixed / np.maximum(tot, 1e-300), fixed)
+    sens = cost_sensitivity(
+        res,
+        cfg.costs,
+        lambda c: engine(fixed, c),
+        lambda b: window_metrics(b, win, costs=b.costs[win]),
+    )
+    for row in sens.iter_rows(named=True):
+        b = f"{row['slippage_bps']:g}bps"
+        metrics[f"excess_return_slip{b}"] = row["excess_return"]
+        metrics[f"information_ratio_slip{b}"] = row["information_ratio"]
+    used = res.info.get("benchmark_used")
     res.info["records"] = rec
     return EnhancementResult(
         backtest=res,
@@ -470,16 +508,66 @@ def run_enhancement(
         info={
             "window": (dates[t0], dates[t1]),
             "benchmark_weights": "cap-weighted members (no index weights in data)",
+            "benchmark_used": used,
+            "benchmark": BENCHMARK_LABEL.get(used, "none") if used else "none",
+            **(
+                {"benchmark_fallback": res.info["benchmark_fallback"]}
+                if "benchmark_fallback" in res.info
+                else {}
+            ),
+            "candidate_universe": "point-in-time universe mask"
+            if universe is not None
+            else "any stock with a price (not point in time)",
+            "universe_point_in_time": universe is not None,
+            "cost_sensitivity": sens,
         },
     )
+
+
+BENCH_PREFIX = {"total_return": "tr_", "index": "price_", "proxy": "proxy_"}
+BENCH_KEYS = (
+    "excess_return",
+    "tracking_error",
+    "information_ratio",
+    "excess_max_drawdown",
+    "bench_annual_return",
+    "monthly_win_rate",
+)
+
+
+def _bench_nav(res: BacktestResult, name: str) -> np.ndarray | None:
+    return {"total_return": res.tr_nav, "index": res.price_nav, "proxy": res.proxy_nav}[name]
+
+
+def window_metrics(res: BacktestResult, win: slice, **kw: Any) -> dict[str, float]:
+    """`enhancement_metrics` over ``win`` against the primary benchmark (unprefixed keys) plus
+    `BENCH_KEYS` against every benchmark the result has, prefixed ``tr_`` (total-return
+    index), ``price_`` (price index) and ``proxy_`` (cap-weighted member proxy)."""
+    dates = res.dates[win]
+    m = enhancement_metrics(res.nav[win], res.bench_nav[win], dates, **kw)
+    for name, prefix in BENCH_PREFIX.items():
+        other = _bench_nav(res, name)
+        if other is None:
+            continue
+        mo = enhancement_metrics(res.nav[win], other[win], dates)
+        m.update({f"{prefix}{k}": mo[k] for k in BENCH_KEYS if k in mo})
+    return m
 
 
 # ----------------------------------------------------------------------------- I/O edge
 
 CAVEATS = (
+    "benchmark: the primary excess (excess_return, information_ratio) is against a total-return "
+    "index = the price index + its members' trailing dividend yield (dv_ratio) accrued daily; "
+    "real dividends arrive in lumps (mostly June-July), so inside a year the accrual runs up to "
+    "~1 % (CSI 300) ahead of / behind the dividends, and over a year it misses them by 0.1-0.2 % "
+    "on average (see portfolio/DIVIDENDS.md); price_* is against the price index (flatters the "
+    "portfolio by the dividend yield), proxy_* against the cap-weighted member proxy",
     "benchmark weights are a proxy: index members weighted by total market cap (the data has no "
-    "index weights, no free-float caps); excess is reported against the real index series and "
-    "against this proxy",
+    "index weights, no free-float caps)",
+    "costs: commission 2.5 bps a side, stamp duty on sells, slippage (default 10 bps a side); "
+    "the cost-sensitivity table re-costs the same targets at other slippage levels (the "
+    "optimiser has no cost term)",
     "survivorship bias: delisted stocks are absent from prices, so index members without prices "
     "are left out of the proxy and the candidates",
     "a signal at t's close trades at t+1 (close or VWAP proxy = typical price (H+L+C)/3)",
@@ -536,9 +624,18 @@ def backtest_predictions(
     if cfg.start is not None:
         d0 = max(d0, np.datetime64(cfg.start, "D"))
     end = np.datetime64(cfg.end, "D") if cfg.end is not None else d1 + np.timedelta64(35, "D")
-    fields = ["close", "mktcap"] + (["vwap"] if cfg.execution == "vwap" else [])
+    fields = ["close", "mktcap", "dv_ratio"] + (["vwap"] if cfg.execution == "vwap" else [])
     say(f"loading {data} {d0 - np.timedelta64(550, 'D')}..{end} ({', '.join(fields)})")
-    panel = load_cn(data, fields=fields, start=d0 - np.timedelta64(550, "D"), end=end)
+    try:
+        panel = load_cn(data, fields=fields, start=d0 - np.timedelta64(550, "D"), end=end)
+    except DataError as e:  # no dv_ratio file: load without it, no total-return benchmark
+        say(f"no dv_ratio ({e}): the total-return benchmark is not available")
+        fields.remove("dv_ratio")
+        panel = load_cn(data, fields=fields, start=d0 - np.timedelta64(550, "D"), end=end)
+    dv_ratio = panel.field("dv_ratio") if "dv_ratio" in panel.fields else None
+    if dv_ratio is not None and not np.isfinite(dv_ratio).any():
+        say("dv_ratio is empty in this window: the total-return benchmark is not available")
+        dv_ratio = None
     if cfg.index not in panel.masks:
         raise DataError(f"the data has no membership for {cfg.index}", file=data)
     scores, _, _ = long_to_dense(predictions, panel.dates, panel.assets, strict=False)
@@ -554,9 +651,17 @@ def backtest_predictions(
             index_close = None
     except DataError:
         index_close = None
-    if index_close is None and cfg.benchmark == "index":
+    if index_close is None and cfg.benchmark != "proxy":
         say(f"no {code} series in the data: the benchmark is the cap-weighted member proxy")
-    info: dict[str, Any] = {"index_code": code, "caveats": list(CAVEATS)}
+    universe = panel.masks.get("all")
+    caveats = list(CAVEATS)
+    if universe is None:
+        caveats.append(
+            "candidates are NOT point in time: the data has no 'all' universe mask, so any stock "
+            "with a price can be bought (on a folder selected by later index membership that is "
+            "look-ahead)"
+        )
+    info: dict[str, Any] = {"index_code": code, "caveats": caveats}
     if risk_dir is not None:
         from deepalpha.risk.model import RiskModel
 
@@ -589,20 +694,34 @@ def backtest_predictions(
         limit_down=panel.masks.get("limit_down"),
         vwap=panel.field("vwap") if cfg.execution == "vwap" else None,
         index_close=index_close,
+        dv_ratio=dv_ratio,
+        universe=universe,
         progress=progress,
     )
     res.info.update(info)
     res.info["assets"] = panel.assets
-    if index_close is None:
-        res.info["benchmark"] = "cap-weighted member proxy (no index series)"
-    else:
-        res.info["benchmark"] = f"{code} close" if cfg.benchmark == "index" else "proxy"
+    used = res.info.get("benchmark_used")
+    res.info["benchmark"] = {
+        "total_return": f"{code} total return (price + accrued member dv_ratio)",
+        "index": f"{code} price index (no dividends)",
+        "proxy": "cap-weighted member proxy (total return)",
+    }.get(used, "none")
+    if "benchmark_fallback" in res.info:
+        res.info["benchmark"] += f" [fallback: {res.info['benchmark_fallback']}]"
+    if universe is not None:
+        rule = panel.meta.get("all_universe")
+        res.info["candidate_universe"] = "the data's point-in-time 'all' mask" + (
+            f" (all_universe={rule})" if rule else ""
+        )
     return res
 
 
 def write_result(result: EnhancementResult, out: Any) -> list[Any]:
-    """Write ``nav.parquet``, ``rebalances.parquet``, ``yearly.csv``, ``weights.parquet`` (held
-    weights after each rebalance, long) and ``metrics.json`` into folder ``out``."""
+    """Write ``nav.parquet`` (``bench_nav`` = the primary benchmark, plus ``tr_nav``,
+    ``price_nav``, ``proxy_nav``; NaN when missing), ``rebalances.parquet``, ``yearly.csv``,
+    ``costs.csv`` (cost sensitivity), ``weights.parquet`` (held weights after each rebalance,
+    long) and ``metrics.json`` (``metrics``, ``cost_sensitivity`` rows, ``config``, ``info``)
+    into folder ``out``."""
     import json
     from pathlib import Path
 
@@ -615,6 +734,8 @@ def write_result(result: EnhancementResult, out: Any) -> list[Any]:
             "date": bt.dates[t0:],
             "nav": bt.nav[t0:],
             "bench_nav": bt.bench_nav[t0:],
+            "tr_nav": bt.tr_nav[t0:] if bt.tr_nav is not None else np.nan,
+            "price_nav": bt.price_nav[t0:] if bt.price_nav is not None else np.nan,
             "proxy_nav": bt.proxy_nav[t0:] if bt.proxy_nav is not None else np.nan,
             "excess_nav": bt.excess_nav[t0:],
             "cash": bt.cash[t0:],
@@ -625,6 +746,10 @@ def write_result(result: EnhancementResult, out: Any) -> list[Any]:
     nav.write_parquet(files[0])
     result.records.write_parquet(files[1])
     result.yearly.write_csv(files[2])
+    sens = result.info.get("cost_sensitivity")
+    if isinstance(sens, pl.DataFrame):
+        sens.write_csv(out / "costs.csv")
+        files.append(out / "costs.csv")
     assets = result.info.get("assets")
     if assets is not None:
         ex = bt.exec_idx[bt.exec_idx >= 0]
@@ -634,10 +759,12 @@ def write_result(result: EnhancementResult, out: Any) -> list[Any]:
             {"date": bt.dates[ex][r], "asset": np.asarray(assets).astype(str)[n], "weight": W[r, n]}
         ).write_parquet(out / "weights.parquet")
         files.append(out / "weights.parquet")
+    skip = ("assets", "records", "cost_sensitivity")
     meta = {
         "metrics": result.metrics,
+        "cost_sensitivity": sens.to_dicts() if isinstance(sens, pl.DataFrame) else None,
         "config": result.config.model_dump(mode="json"),
-        "info": {k: v for k, v in result.info.items() if k not in ("assets", "records")},
+        "info": {k: v for k, v in result.info.items() if k not in skip},
     }
     (out / "metrics.json").write_text(json.dumps(meta, indent=2, default=str))
     files.append(out / "metrics.json")
