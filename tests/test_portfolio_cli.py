@@ -54,7 +54,13 @@ def test_truth_beats_index_and_random_does_not(synth):
     assert abs(gross) < 3 * mr["tracking_error"] / np.sqrt(years)
     assert 0.01 < mr["cost_annual"] < 0.05
     nav = pl.read_parquet(out / "nav.parquet")
-    assert {"nav", "bench_nav", "proxy_nav", "excess_nav", "costs"} <= set(nav.columns)
+    assert {"nav", "bench_nav", "proxy_nav", "tr_nav", "price_nav", "excess_nav", "costs"} <= set(
+        nav.columns
+    )
+    costs = pl.read_csv(out / "costs.csv")
+    assert costs["slippage_bps"].to_list() == [0.0, 5.0, 10.0, 20.0]
+    assert (np.diff(costs["excess_return"].to_numpy()) < 0).all()
+    assert mt["excess_return"] == costs.filter(pl.col("slippage_bps") == 10.0)["excess_return"][0]
     rec = pl.read_parquet(out / "rebalances.parquet")
     assert (rec["index_share"] >= 0.8 - 1e-6).all()
     ok = rec.filter(pl.col("status") == "optimal")

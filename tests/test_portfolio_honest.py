@@ -156,3 +156,30 @@ def test_outside_candidate_must_be_in_the_universe(small):
     pit = run(m, scores, universe=universe)
     assert pit.backtest.weights[:, j].max() == 0.0
     assert pit.info["universe_point_in_time"]
+
+
+def test_outputs_and_report_tables(small, tmp_path):
+    import json
+
+    import polars as pl
+
+    from deepalpha.portfolio.enhance import write_result
+    from deepalpha.report.load import read_portfolios
+    from deepalpha.report.portfolio_tables import benchmark_table, cost_table
+
+    res = run(small, small["truth"])
+    folder = tmp_path / "portfolio" / "truth__csi500"
+    files = write_result(res, folder)
+    assert folder / "costs.csv" in files
+    nav = pl.read_parquet(folder / "nav.parquet")
+    assert {"bench_nav", "tr_nav", "price_nav", "proxy_nav"} <= set(nav.columns)
+    meta = json.loads((folder / "metrics.json").read_text())
+    assert [r["slippage_bps"] for r in meta["cost_sensitivity"]] == [0.0, 5.0, 10.0, 20.0]
+    assert meta["info"]["universe_point_in_time"] is False
+    (p,) = read_portfolios(tmp_path / "portfolio")
+    assert p.costs is not None and p.costs.height == 4
+    html = cost_table(p)
+    assert "cost sensitivity" in html and "main run" in html and "re-costed" in html
+    # no index series in this market: only the proxy row, and the fallback is said
+    assert "member proxy" in benchmark_table(p)
+    assert "benchmark_fallback" in meta["info"]

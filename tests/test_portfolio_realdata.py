@@ -24,7 +24,14 @@ def test_csi500_reversal_half_year(cn_path):
     cfg = BacktestConfig(index="csi500", freq="weekly", end="2023-06-30")
     res = backtest_predictions(preds, cn_path, cfg)
     m = res.metrics
-    assert res.info["benchmark"] == "SH000905 close"
+    assert res.info["benchmark_used"] == "total_return"
+    assert res.info["benchmark"].startswith("SH000905 total return")
+    assert res.info["universe_point_in_time"]
+    # CSI 500 yields ~1.5 %/yr: the price index flatters the excess by about that much
+    gap = m["price_excess_return"] - m["excess_return"]
+    assert 0.003 < gap < 0.04
+    sens = res.info["cost_sensitivity"]
+    assert (np.diff(sens["excess_return"].to_numpy()) < 0).all()
     assert 20 <= m["rebalances"] <= 27
     assert np.isfinite([m["excess_return"], m["tracking_error"], m["cost_annual"]]).all()
     assert 0.005 < m["tracking_error"] < 0.15  # index vs a TE-5 % portfolio: a sane range

@@ -23,6 +23,10 @@ FMT_PCT = (
     "cost_annual",
     "proxy_excess_return",
     "proxy_tracking_error",
+    "price_excess_return",
+    "price_tracking_error",
+    "tr_excess_return",
+    "tr_tracking_error",
     "relaxed_share",
 )
 
@@ -76,14 +80,22 @@ def register(app: typer.Typer) -> None:
         min_index_weight: float = typer.Option(0.8, help="minimum weight in index members"),
         max_outside: int = typer.Option(300, help="best-scored non-members as candidates"),
         execution: str = typer.Option("close", help="close | vwap (next day's)"),
-        slippage_bps: float = typer.Option(0.0, help="slippage per side, basis points"),
-        benchmark: str = typer.Option("index", help="index (real series) | proxy (cap-weighted)"),
+        slippage_bps: float = typer.Option(
+            10.0, help="slippage per side, basis points (half-spread + impact; see costs.py)"
+        ),
+        benchmark: str = typer.Option(
+            "total_return",
+            help="primary benchmark: total_return (price index + accrued member dividend "
+            "yield) | index (price index, no dividends) | proxy (cap-weighted members); excess "
+            "against all three is printed",
+        ),
         start: str | None = typer.Option(None, help="first signal date YYYY-MM-DD"),
         end: str | None = typer.Option(None, help="last date YYYY-MM-DD"),
         out: Path | None = typer.Option(None, help="write nav/rebalances/yearly/metrics here"),
     ) -> None:
         """Index-enhancement backtest: TE-constrained optimiser at each rebalance, next-day
-        execution under A-share trading rules and costs, metrics against the index."""
+        execution under A-share trading rules and costs; excess against the total-return index,
+        the price index and the member proxy, and a cost-sensitivity table (0/5/10/20 bps)."""
         from pydantic import ValidationError
 
         from deepalpha.data.predictions import read_predictions
@@ -145,14 +157,16 @@ def register(app: typer.Typer) -> None:
             "excess_return",
             "tracking_error",
             "information_ratio",
+            "price_excess_return",
+            "price_information_ratio",
+            "proxy_excess_return",
+            "proxy_information_ratio",
             "excess_max_drawdown",
             "monthly_win_rate",
             "ex_ante_te",
             "turnover_per_rebalance",
             "turnover_annual",
             "cost_annual",
-            "proxy_excess_return",
-            "proxy_information_ratio",
             "relaxed_share",
             "mean_solve_time",
             "rebalances",
@@ -180,10 +194,63 @@ def register(app: typer.Typer) -> None:
         for row in res.yearly.select(list(cols)).iter_rows(named=True):
             yt.add_row(*[str(row["year"])] + [_fmt(c, row[c]) for c in list(cols)[1:]])
         outc.print(yt)
+        outc.print(excess_table(res))
+        sens = res.info.get("cost_sensitivity")
+        if sens is not None:
+            outc.print(cost_table(sens, res.config.costs.slippage_bps))
         con.print(f"risk model: {res.info['risk_model']}")
+        con.print(f"candidates: {res.info.get('candidate_universe', '-')}")
         for c in res.info["caveats"]:
             con.print(f"[dim]note: {c}[/]")
         if out is not None:
             files = write_result(res, out)
             con.print(f"wrote {', '.join(str(f) for f in files)}")
         con.print(f"wall time {wall:.1f} s")
+
+
+BENCH_ROWS = (
+    ("tr_", "total-return index (primary default)"),
+    ("price_", "price index (no dividends)"),
+    ("proxy_", "cap-weighted member proxy"),
+)
+
+
+def excess_table(res: Any) -> Table:
+    """Excess return / TE / IR against each benchmark the backtest has."""
+    m = res.metrics
+    tab = Table(title=f"excess by benchmark (primary: {res.info.get('benchmark', '-')})")
+    for c in ("benchmark", "bench ann.", "excess ann.", "TE", "IR"):
+        tab.add_column(c, justify="left" if c == "benchmark" else "right")
+    for p, label in BENCH_ROWS:
+        if f"{p}excess_return" not in m:
+            tab.add_row(label, "-", "-", "-", "not available")
+            continue
+        tab.add_row(
+            label,
+            _fmt("x_return", m.get(f"{p}bench_annual_return")),
+            _fmt("excess_return", m[f"{p}excess_return"]),
+            _fmt("tracking_error", m.get(f"{p}tracking_error")),
+            _fmt("information_ratio", m.get(f"{p}information_ratio")),
+        )
+    return tab
+
+
+def cost_table(sens: Any, configured: float) -> Table:
+    """The cost-sensitivity rows (`deepalpha.portfolio.sensitivity`) as a rich table."""
+    tab = Table(title="cost sensitivity (same targets re-costed; excess vs the primary benchmark)")
+    cols = {
+        "slippage_bps": "slippage bps/side",
+        "excess_return": "excess ann.",
+        "information_ratio": "IR",
+        "tracking_error": "TE",
+        "cost_annual": "costs / yr",
+        "price_excess_return": "vs price index",
+        "proxy_excess_return": "vs proxy",
+    }
+    for v in cols.values():
+        tab.add_column(v, justify="right")
+    for row in sens.iter_rows(named=True):
+        cells = [_fmt(k, row.get(k)) for k in cols]
+        cells[0] = f"{row['slippage_bps']:g}" + (" *" if row["slippage_bps"] == configured else "")
+        tab.add_row(*cells)
+    return tab

@@ -24,6 +24,7 @@ import numpy as np
 
 from deepalpha.report import plots
 from deepalpha.report.load import ORACLE, PortfolioView, RiskView, RunData, load_run
+from deepalpha.report.portfolio_tables import benchmark_table, cost_table
 from deepalpha.workflows.results import A_COLUMNS, B_COLUMNS, fmt, signal_file, table_rows
 
 SYSTEMS = {
@@ -577,7 +578,7 @@ def per_model_section(run: RunData) -> str:
 
 
 PORTFOLIO_FIGS = (
-    ("annual_return", "ann. return", pct), ("bench_annual_return", "index ann.", pct),
+    ("annual_return", "ann. return", pct), ("bench_annual_return", "bench ann.", pct),
     ("excess_return", "excess ann.", pct), ("tracking_error", "TE", pct),
     ("information_ratio", "IR", num), ("excess_max_drawdown", "excess MDD", pct),
     ("monthly_win_rate", "monthly win", lambda v: pct(v, 0)),
@@ -600,6 +601,7 @@ def portfolio_section(run: RunData) -> str:
         bench = p.info.get("benchmark")
         if bench:
             out.append(note(f"benchmark: {bench}; risk model: {p.info.get('risk_model', '-')}"))
+        out.append(benchmark_table(p) + cost_table(p))
         out.append(img(portfolio_figure(p), f"portfolio {p.name}"))
         if p.yearly is not None and p.yearly.height:
             out.append(yearly_table(p))
@@ -621,7 +623,10 @@ def portfolio_figure(p: PortfolioView) -> Any:
         nav["bench_nav"].to_numpy(),
         nav["excess_nav"].to_numpy(),
         proxy,
-        p.index or "index",
+        (p.index or "index")
+        + {"total_return": " (total return)", "index": " (price)"}.get(
+            p.info.get("benchmark_used") or "", ""
+        ),
     )
 
 
@@ -629,8 +634,10 @@ def yearly_table(p: PortfolioView) -> str:
     """The per-year table of one backtest."""
     y = p.yearly
     spec = [
-        ("period_return", "return", pct), ("bench_period_return", "index", pct),
-        ("excess_period_return", "excess", pct), ("tracking_error", "TE", pct),
+        ("period_return", "return", pct), ("bench_period_return", "bench", pct),
+        ("excess_period_return", "excess", pct),
+        ("price_excess_period_return", "excess vs price index", pct),
+        ("tracking_error", "TE", pct),
         ("information_ratio", "IR", num), ("excess_max_drawdown", "excess MDD", pct),
         ("monthly_win_rate", "monthly win", lambda v: pct(v, 0)),
         ("turnover_annual", "turnover / yr", lambda v: pct(v, 0)),

@@ -6,7 +6,7 @@ Run directory layout: see `deepalpha.workflows.results`. Optional parts read her
 
 - ``risk_monthly/`` and ``risk_daily/``: saved `deepalpha.risk.model.RiskModel`;
 - ``rolling/jobs/<model>/w<window>/<retrain>/s<seed>/{metrics.json,train_log.jsonl}``;
-- ``portfolio/<key>__<index>/{metrics.json,nav.parquet,yearly.parquet|yearly.csv}``.
+- ``portfolio/<key>__<index>/{metrics.json,nav.parquet,yearly.parquet|yearly.csv,costs.csv}``.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ class PortfolioView:
     index: str
     metrics: dict[str, Any]
     info: dict[str, Any]
-    nav: pl.DataFrame  # date, nav, bench_nav, excess_nav (maybe proxy_nav, costs...)
+    nav: pl.DataFrame  # date, nav, bench_nav, excess_nav (maybe tr_nav, price_nav, proxy_nav...)
     yearly: pl.DataFrame | None
+    costs: pl.DataFrame | None = None  # cost sensitivity (costs.csv), None in older runs
 
 
 @dataclass
@@ -239,9 +240,18 @@ def read_portfolios(folder: Path) -> list[PortfolioView]:
                 info=meta.get("info", {}) if isinstance(meta.get("info"), dict) else {},
                 nav=pl.read_parquet(d / "nav.parquet").sort("date"),
                 yearly=read_yearly(d),
+                costs=_read_costs(d, meta),
             )
         )
     return out
+
+
+def _read_costs(d: Path, meta: dict[str, Any]) -> pl.DataFrame | None:
+    """The cost-sensitivity table: ``costs.csv``, else ``metrics.json``'s rows, else None."""
+    if (d / "costs.csv").is_file():
+        return pl.read_csv(d / "costs.csv")
+    rows = meta.get("cost_sensitivity")
+    return pl.DataFrame(rows) if isinstance(rows, list) and rows else None
 
 
 def _text(path: Path, limit: int = 200_000) -> str:

@@ -4,7 +4,11 @@ For each chosen signal of the run (``signals/<key>.parquet``) and each index, th
 optimiser rebalances weekly (or monthly) and the A-share backtest runs on the same data, with a
 daily risk model built once per run (``risk_daily/``). Outputs per (signal, index):
 ``portfolio/<key>__<index>/`` with ``nav.parquet``, ``rebalances.parquet``, ``yearly.csv``,
-``weights.parquet`` and ``metrics.json``; the headline metrics go into the run's metrics.
+``costs.csv`` (cost sensitivity), ``weights.parquet`` and ``metrics.json``; the headline metrics
+go into the run's metrics: excess against the total-return index (default primary), the price
+index (``price_*``) and the member proxy (``proxy_*``), and the excess / IR at each slippage level
+(``excess_return_slip<k>bps``). Outside-index candidates come from the data's point-in-time
+``all`` universe.
 """
 
 from __future__ import annotations
@@ -78,5 +82,6 @@ def run_portfolios(
                 **res.metrics,
                 "benchmark": res.info.get("benchmark"),
                 "risk_model": res.info.get("risk_model"),
+                "candidate_universe": res.info.get("candidate_universe"),
             }
     return out
