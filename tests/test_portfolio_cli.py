@@ -52,7 +52,8 @@ def test_truth_beats_index_and_random_does_not(synth):
     years = mr["days"] / 252
     gross = mr["excess_return"] + mr["cost_annual"]
     assert abs(gross) < 3 * mr["tracking_error"] / np.sqrt(years)
-    assert 0.01 < mr["cost_annual"] < 0.05
+    # ~35 bps a round trip (2.5 commission + 10 slippage a side + stamp) x ~12 turnovers a year
+    assert 0.02 < mr["cost_annual"] < 0.08
     nav = pl.read_parquet(out / "nav.parquet")
     assert {"nav", "bench_nav", "proxy_nav", "tr_nav", "price_nav", "excess_nav", "costs"} <= set(
         nav.columns

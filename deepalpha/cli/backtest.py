@@ -78,7 +78,11 @@ def register(app: typer.Typer) -> None:
         style_bound: float = typer.Option(0.3, help="|active style exposure| in sigma"),
         stock_bound: float = typer.Option(0.015, help="|active weight| per stock"),
         min_index_weight: float = typer.Option(0.8, help="minimum weight in index members"),
-        max_outside: int = typer.Option(300, help="best-scored non-members as candidates"),
+        max_outside: int = typer.Option(
+            300,
+            help="best-scored non-members as candidates (from the data's point-in-time 'all' "
+            "universe when it has one)",
+        ),
         execution: str = typer.Option("close", help="close | vwap (next day's)"),
         slippage_bps: float = typer.Option(
             10.0, help="slippage per side, basis points (half-spread + impact; see costs.py)"
@@ -91,7 +95,9 @@ def register(app: typer.Typer) -> None:
         ),
         start: str | None = typer.Option(None, help="first signal date YYYY-MM-DD"),
         end: str | None = typer.Option(None, help="last date YYYY-MM-DD"),
-        out: Path | None = typer.Option(None, help="write nav/rebalances/yearly/metrics here"),
+        out: Path | None = typer.Option(
+            None, help="write nav/rebalances/yearly/costs/weights/metrics here"
+        ),
     ) -> None:
         """Index-enhancement backtest: TE-constrained optimiser at each rebalance, next-day
         execution under A-share trading rules and costs; excess against the total-return index,
