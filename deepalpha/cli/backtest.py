@@ -187,6 +187,7 @@ def register(app: typer.Typer) -> None:
             "period_return": "port",
             "bench_period_return": "bench",
             "excess_period_return": "excess",
+            "price_excess_period_return": "vs price idx",
             "tracking_error": "TE",
             "information_ratio": "IR",
             "excess_max_drawdown": "ex MDD",
