@@ -8,8 +8,9 @@ Shapes: ``T`` model dates, ``N`` assets, ``K`` factors. A signal ``a [T, N]`` is
   (sqrt cap in the estimation universe), fitted on the ESTU and applied to every stock with a
   value, then re-standardised (cap-weighted mean 0, equal-weighted std 1 over the ESTU).
 - ``pure_factor_return``: coefficient of ``a`` added as an extra style column to the model's
-  constrained regression (same weights, same returns ``r = X f + u``). By Frisch-Waugh-Lovell it
-  is identical whether or not ``a`` was orthogonalised first (without re-standardisation).
+  constrained regression (same weights; the returns of the period the signal is traded over,
+  e.g. `forward_returns` entering at t+1, else the model's ``r = X f + u``). By Frisch-Waugh-Lovell
+  it is identical whether or not ``a`` was orthogonalised first (without re-standardisation).
 - ``residual_labels``: the forward return over a horizon starting after t, regressed on the
   exposures at t with the model's constrained WLS; the residual is the label.
 """
@@ -103,15 +104,25 @@ def model_returns(model: RiskModel, chunk: int = 64) -> np.ndarray:
     return r
 
 
-def pure_factor_return(a: np.ndarray, model: RiskModel, *, chunk: int = 64) -> np.ndarray:
+def pure_factor_return(
+    a: np.ndarray, model: RiskModel, returns: np.ndarray | None = None, *, chunk: int = 64
+) -> np.ndarray:
     """Return ``[T]`` of the pure factor portfolio of `a` (its coefficient as an extra style).
 
-    Stocks where `a` is NaN leave that date's regression (as any stock with a missing
-    exposure), so pass a filled signal for a like-for-like comparison with the model's factors.
-    Row t is the return over the model's period starting at t (NaN for the last date).
+    Timing: row t regresses ``returns[t]`` on the exposures at t (the model's) and ``a[t]``, so
+    it is the return of the period the signal of t is traded over. For a signal formed at the
+    close of t pass the forward returns that enter at the close of t+1, as the labels do:
+    ``forward_returns(panel, rows, "month")`` (enter at the close after the month end, exit at the
+    close after the next month end) -- System A does. ``returns=None`` takes the model's own
+    returns (``r = X f + u``: close of t to close of t+1, month end to month end for the monthly
+    model), which trades at the signal's own close and is right only for a signal known before it.
+
+    Stocks where `a` or the return is NaN leave that date's regression (as any stock with a
+    missing exposure), so pass a filled signal for a like-for-like comparison with the model's
+    factors. NaN where the period runs past the data (the last date).
     """
     a = _check(a, model)
-    r = model_returns(model, chunk)
+    r = model_returns(model, chunk) if returns is None else _check(returns, model)
     T = a.shape[0]
     S = len(model.style_names)
     out = np.full(T, np.nan)

@@ -9,7 +9,8 @@
    the composite is orthogonalised to the styles (``orthogonalize: styles_industries``: to the
    industry dummies too, an industry-neutral composite), and its pure factor return is the
    coefficient of the composite added to the risk model as a style column (unchanged by the
-   choice, Frisch-Waugh-Lovell).
+   choice, Frisch-Waugh-Lovell), regressed on the label's window: the raw return from the close
+   after the month end to the close after the next month end (not month end to month end).
 5. Evaluation: IC / RankIC / ICIR / NW t against the residual label, 10 groups on the raw
    next-month return (top, long-short, turnover, drawdown), the pure factor return's summary.
 
@@ -141,7 +142,8 @@ def _factor_result(
     """Orthogonalise a composite (to the styles, and the industries when ``ev["industries"]``),
     take its pure factor return and evaluate it from ``t_eval``."""
     orth = orthogonalize(composite, model, industries=ev["industries"])
-    pfr = pure_factor_return(np.where(np.isfinite(orth), orth, np.nan), model)
+    # traded over the label's window: enter at the close after the month end (ev['returns'])
+    pfr = pure_factor_return(np.where(np.isfinite(orth), orth, np.nan), model, ev["returns"])
     sl = slice(t_eval, None)
     masks = {u: m[sl] for u, m in ev["universes"].items()}
     evaluation = evaluate_signal(
