@@ -74,8 +74,8 @@ def register(app: typer.Typer) -> None:
             return
         df = compare_frame(runs, universe)
         cols = ["run", "universe", "model", "ic", "rank_ic", "rank_icir", "rank_ic_win",
-                "rank_ic_t_nw", "top_ann_return", "ls_ann_return", "ls_max_dd", "top_turnover",
-                "pf_ann_return", "pf_t", "n_params"]  # fmt: skip
+                "rank_ic_t_nw", "top_ann_return", "top_ann_net", "ls_ann_return", "ls_ann_net",
+                "ls_max_dd", "top_turnover", "pf_ann_return", "pf_t", "n_params"]  # fmt: skip
         t = Table(title="comparison")
         for c in cols:
             t.add_column(c, justify="left" if c in ("run", "universe", "model") else "right")

@@ -236,6 +236,48 @@ def tradable_mask(
     return listed & ~suspended & ~limit_up & ~limit_down & (age >= min_listed_days)
 
 
+def entry_masks(
+    suspended: np.ndarray,
+    limit_up: np.ndarray,
+    limit_down: np.ndarray,
+    listed: np.ndarray,
+    lag: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether a position formed on date t's signal can be entered at the close ``lag`` days later.
+
+    Parameters
+    ----------
+    suspended, limit_up, limit_down, listed : bool[T, N]
+        Daily masks (limit-locked at the close, as `limit_masks`).
+    lag : int
+        Days from the signal date to the entry close (1: System B enters at the t+1 close; System
+        A's month-end signal enters at the close of the next trading day, i.e. row ``rows[k]``
+        of the daily masks).
+
+    Returns
+    -------
+    can_buy, can_sell : bool[T, N]
+        Row t: listed, not suspended and not limit-up (``can_buy``) / not limit-down
+        (``can_sell``) on day ``t + lag``. The last ``lag`` rows are False (no entry day).
+    """
+    if lag < 0:
+        raise DataError(f"lag must be >= 0, got {lag}", field="lag")
+    shape = np.shape(suspended)
+    for name, m in (("limit_up", limit_up), ("limit_down", limit_down), ("listed", listed)):
+        if np.shape(m) != shape:
+            raise DataError(f"{name} shape {list(np.shape(m))} != {list(shape)}", field=name)
+    ok = np.asarray(listed, bool) & ~np.asarray(suspended, bool)
+    buy = ok & ~np.asarray(limit_up, bool)
+    sell = ok & ~np.asarray(limit_down, bool)
+    T = shape[0]
+    can_buy = np.zeros(shape, dtype=bool)
+    can_sell = np.zeros(shape, dtype=bool)
+    if lag < T:
+        can_buy[: T - lag] = buy[lag:]
+        can_sell[: T - lag] = sell[lag:]
+    return can_buy, can_sell
+
+
 # ---------------------------------------------------------------------------- the `all` universe
 SELECTED_SHARE = 0.9  # threshold of `folder_is_selected`
 

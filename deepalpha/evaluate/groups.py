@@ -290,3 +290,50 @@ def group_turnover(
                 old = old / old.sum(axis=1, keepdims=True)
             out[1:, q] = 0.5 * np.abs(w[1:] - old).sum(axis=1)
     return out
+
+
+def rebalance_costs(
+    turnover: np.ndarray,
+    buy_rate: np.ndarray,
+    sell_rate: np.ndarray,
+    T: int,
+    rebalance_every: int,
+    offset: int = 0,
+) -> np.ndarray:
+    """Trading cost of each equal-weight group, charged on its rebalance rows.
+
+    At rebalance k (date ``r = offset + k·h``) a group trades its one-sided turnover on both
+    sides: ``cost = turnover[k] × (buy_rate[r] + sell_rate[r])``, as a fraction of the group's
+    value. Where the turnover is NaN (the first rebalance, or a group empty at the previous one)
+    the whole group is bought: ``cost = buy_rate[r]``.
+
+    Parameters
+    ----------
+    turnover : float[R, G]
+        `group_turnover` output (R rebalances).
+    buy_rate, sell_rate : float[T] or scalars
+        Cost per unit of value bought / sold by the trade of row t's rebalance
+        (`deepalpha.portfolio.costs.cost_rates` at the trade dates).
+    T : int
+        Rows of the group return series.
+    rebalance_every, offset : int
+        As `group_returns`.
+
+    Returns
+    -------
+    float64[T, G]
+        The cost on rebalance rows, 0 elsewhere. ``group_returns(...) − cost`` is the net return
+        (the cost is deducted from the first period's return after the rebalance).
+    """
+    to = np.asarray(turnover, dtype=np.float64)
+    buy = np.broadcast_to(np.asarray(buy_rate, dtype=np.float64), (T,))
+    sell = np.broadcast_to(np.asarray(sell_rate, dtype=np.float64), (T,))
+    reb = rebalance_dates(T, int(rebalance_every), offset) if T else np.arange(0)
+    if to.ndim != 2 or to.shape[0] != len(reb):
+        raise DataError(
+            f"turnover shape {list(to.shape)} != [{len(reb)} rebalances, G]", field="turnover"
+        )
+    out = np.zeros((T, to.shape[1]))
+    b, s = buy[reb][:, None], sell[reb][:, None]
+    out[reb] = np.where(np.isfinite(to), to * (b + s), b)
+    return out

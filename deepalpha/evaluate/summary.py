@@ -8,11 +8,26 @@ Conventions (DESIGN section 6, repeated in every result under ``"conventions"``)
   (annualised). ``periods_per_year`` is the number of *signal dates* per year the IC series is
   annualised with: 12 for monthly signals (System A), 252/h for daily signals with h-day labels
   (System B, non-overlapping convention) — the caller states it and it is echoed in the output.
-- t-stat of the IC mean: Newey-West (Bartlett); default lags ``max(h − 1, floor(4 (n/100)^(2/9)))``.
+- t-stat of the IC mean (key ``t_nw``): HAC, valid for h-period labels sampled every period
+  (`deepalpha.evaluate.paired.hac_se`, the rule of ``compare --paired``): h = 1 Newey-West
+  (Bartlett) with ``floor(4 (n/100)^(2/9))`` lags; h > 1 the flat-top kernel with
+  ``M = max(h, floor(4 (n/100)^(2/9)) + 1)`` (weight 1 on every lag of the overlap). Null
+  rejection at |t| > 1.96 with h = 10 (tests/test_eval_honest.py): about 5-6 % at n = 1,700 and
+  8-9 % at n = 300, against 11-12 % and 13 % for the earlier Bartlett ``max(h − 1, ...)`` lags.
+- Entry-day tradability (``entry = (can_buy, can_sell)``, `deepalpha.data.universe.entry_masks`:
+  row t = tradable at the entry close, t+1 for System B): the IC / RankIC cross-section of date t
+  drops stocks that cannot be traded either way at entry (suspended, limit-up or limit-down);
+  groups are the quantiles of ``mask`` at t, then each (long) group drops the stocks it cannot
+  buy (suspended or limit-up at entry) and the short leg of long-short (the bottom group) drops
+  the stocks it cannot sell (suspended or limit-down). Past rows do not depend on it.
 - Groups: quantiles of the signal among ``mask & finite(signal)`` (no label information), equal
   weight, rebalanced every ``rebalance_every`` dates with buy-and-hold drift in between; group
   returns are per data period and annualised with ``return_periods_per_year`` (252 for daily data,
-  12 for monthly; default ``periods_per_year × horizon``). Long-short = top − bottom group.
+  12 for monthly; default ``periods_per_year × horizon``). Long-short = top − bottom group (the
+  bottom group as shorted: without the unsellable stocks when ``entry`` is given).
+- Net returns (with ``costs = (buy_rate, sell_rate)``): each rebalance costs its one-sided
+  turnover × (buy rate + sell rate) (the first purchase: the buy rate), deducted from the first
+  period after it; long-short pays both legs. ``*_net`` beside the gross figures.
 """
 
 from __future__ import annotations
@@ -30,9 +45,9 @@ from deepalpha.evaluate.groups import (
     group_turnover,
     long_short,
     quantile_groups,
+    rebalance_costs,
 )
 from deepalpha.evaluate.ic import (
-    default_nw_lags,
     forward_returns_many,
     ic,
     ic_summary,
@@ -66,18 +81,28 @@ def _evaluate_one(
     nw_lags: int | None,
     keep_series: bool,
     workers: int,
+    entry: tuple[np.ndarray, np.ndarray] | None,
+    costs: tuple[np.ndarray, np.ndarray] | None,
 ) -> dict[str, Any]:
-    ics = ic(signal, label, mask, workers=workers)
+    ic_mask = mask
+    if entry is not None:  # IC: only stocks that can be traded either way at entry
+        both = entry[0] & entry[1]
+        ic_mask = both if mask is None else (np.asarray(mask, dtype=bool) & both)
+    ics = ic(signal, label, ic_mask, workers=workers)
     # one call ranks the signal once for the label and every decay horizon
-    many = rank_ic_many(signal, [label, *decay_labels], mask, workers=workers)
+    many = rank_ic_many(signal, [label, *decay_labels], ic_mask, workers=workers)
     rics = many[0]
-    n_valid = int(np.isfinite(rics).sum())
-    lags = max(horizon - 1, default_nw_lags(n_valid)) if nw_lags is None else nw_lags
     out: dict[str, Any] = {
-        "ic": ic_summary(ics, periods_per_year, lags),
-        "rank_ic": ic_summary(rics, periods_per_year, lags),
+        "ic": ic_summary(ics, periods_per_year, nw_lags, horizon=horizon),
+        "rank_ic": ic_summary(rics, periods_per_year, nw_lags, horizon=horizon),
     }
+    # quantiles of the cross-section at t; then long groups keep what can be bought at entry,
+    # the short leg (bottom group) what can be sold
     groups = quantile_groups(signal, mask, n_groups, industry, workers=workers)
+    short = None
+    if entry is not None:
+        short = np.where(entry[1] & (groups == 0), 0, -1).astype(np.int8)
+        groups = np.where(entry[0], groups, -1).astype(np.int8)
     out["groups"] = {"mean_label": _nanmean_cols(group_mean(groups, label, n_groups))}
     if keep_series:
         out["ic_series"] = ics
@@ -90,25 +115,50 @@ def _evaluate_one(
             for h, r in zip(decay_horizons, many[1:], strict=True)
         }
     gr = group_returns(groups, returns_1d, rebalance_every, n_groups)
-    ls = long_short(gr)
     to = group_turnover(groups, rebalance_every, n_groups, returns_1d)
+    if short is None:
+        sr, sto = gr[:, :1], to[:, :1]
+    else:
+        sr = group_returns(short, returns_1d, rebalance_every, 1)
+        sto = group_turnover(short, rebalance_every, 1, returns_1d)
+    ls = gr[:, -1] - sr[:, 0] if short is not None else long_short(gr)
     perf = [performance(gr[:, g], return_periods_per_year) for g in range(n_groups)]
     mean_to = _nanmean_cols(to)
-    out["groups"].update(
+    g_out = out["groups"]
+    g_out.update(
         {
             "annual_return": np.array([p["annual_return"] for p in perf]),
             "performance": perf,
             "top": perf[-1],
             "bottom": perf[0],
+            "short_leg": performance(sr[:, 0], return_periods_per_year),
             "long_short": performance(ls, return_periods_per_year),
             "turnover": mean_to,
             "top_turnover": float(mean_to[-1]),
+            "short_turnover": float(_nanmean_cols(sto)[0]),
         }
     )
+    if costs is not None:
+        T = gr.shape[0]
+        cost = rebalance_costs(to, costs[0], costs[1], T, rebalance_every)
+        scost = rebalance_costs(sto, costs[0], costs[1], T, rebalance_every)[:, 0]
+        net = gr - cost
+        ls_net = ls - cost[:, -1] - scost  # both legs pay
+        perf_net = [performance(net[:, g], return_periods_per_year) for g in range(n_groups)]
+        g_out.update(
+            {
+                "annual_return_net": np.array([p["annual_return"] for p in perf_net]),
+                "top_net": perf_net[-1],
+                "long_short_net": performance(ls_net, return_periods_per_year),
+            }
+        )
+        if keep_series:
+            g_out["returns_net"] = net
+            g_out["long_short_net_returns"] = ls_net
     if keep_series:
-        out["groups"]["returns"] = gr
-        out["groups"]["long_short_returns"] = ls
-        out["groups"]["turnover_series"] = to
+        g_out["returns"] = gr
+        g_out["long_short_returns"] = ls
+        g_out["turnover_series"] = to
     return out
 
 
@@ -128,8 +178,10 @@ def evaluate_signal(
     nw_lags: int | None = None,
     keep_series: bool = True,
     workers: int = 1,
+    entry: tuple[np.ndarray, np.ndarray] | None = None,
+    costs: tuple[np.ndarray | float, np.ndarray | float] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a signal: IC, RankIC, IC decay, quantile groups, turnover.
+    """Evaluate a signal: IC, RankIC, IC decay, quantile groups, turnover, net group returns.
 
     Parameters
     ----------
@@ -155,17 +207,29 @@ def evaluate_signal(
         Industry codes for industry-neutral groups.
     decay_horizons : sequence of int
         Horizons for `ic_decay` (empty to skip).
+    nw_lags : int, optional
+        Force Newey-West (Bartlett) with this many lags for ``t_nw`` (default: the
+        horizon-aware HAC rule of the module docstring).
     keep_series : bool
         Keep the per-date series (``ic_series``, group ``returns``...) in the result.
     workers : int
         Threads over blocks of dates for the IC and quantile steps (same result for any value).
+    entry : (can_buy, can_sell), each bool[T, N], optional
+        Whether row t's position can be bought / sold at its entry close
+        (`deepalpha.data.universe.entry_masks`); see the module docstring for the rule.
+        None: no entry-day filter (only ``mask`` at t).
+    costs : (buy_rate, sell_rate), each float[T] or a scalar, optional
+        Cost per unit of value bought / sold by row t's rebalance trade
+        (`deepalpha.portfolio.costs.cost_rates` at the entry dates). Adds the net figures.
 
     Returns
     -------
     dict
         ``conventions``, ``ic``, ``rank_ic`` (each an `ic_summary` dict), ``ic_decay``,
         ``groups`` (``mean_label``, ``annual_return[G]``, ``performance``, ``top``, ``bottom``,
-        ``long_short``, ``turnover[G]``, ``top_turnover``), plus series when ``keep_series``.
+        ``short_leg`` (the bottom group as shorted), ``long_short``, ``turnover[G]``,
+        ``top_turnover``, ``short_turnover``; with ``costs`` also ``annual_return_net[G]``,
+        ``top_net``, ``long_short_net``), plus series when ``keep_series``.
     """
     signal = np.asarray(signal)
     label = np.asarray(label)
@@ -180,6 +244,26 @@ def evaluate_signal(
         )
     if horizon < 1:
         raise DataError(f"horizon must be >= 1, got {horizon}")
+    if entry is not None:
+        if len(entry) != 2:
+            raise DataError("entry must be a pair (can_buy, can_sell)", field="entry")
+        entry = (np.asarray(entry[0], dtype=bool), np.asarray(entry[1], dtype=bool))
+        for name, m in zip(("can_buy", "can_sell"), entry, strict=True):
+            if m.shape != signal.shape:
+                raise DataError(
+                    f"entry {name} shape {list(m.shape)} != {list(signal.shape)}", field="entry"
+                )
+    if costs is not None:
+        if len(costs) != 2:
+            raise DataError("costs must be a pair (buy_rate, sell_rate)", field="costs")
+        try:
+            costs = tuple(
+                np.broadcast_to(np.asarray(c, dtype=np.float64), signal.shape[:1]) for c in costs
+            )
+        except ValueError:
+            raise DataError(
+                f"cost rates must be scalars or [{signal.shape[0]}] per date", field="costs"
+            ) from None
     rpy = (
         float(periods_per_year * horizon)
         if return_periods_per_year is None
@@ -196,7 +280,10 @@ def evaluate_signal(
         "rank_ic": "Spearman per date (average ranks)",
         "icir": "mean/std of the per-date series (raw)",
         "icir_annualised": f"icir x sqrt({periods_per_year:g}) signal dates per year",
-        "t_nw": "Newey-West t-stat of the mean IC",
+        "t_nw": (
+            "HAC t-stat of the mean IC: Newey-West (Bartlett) for horizon 1, flat-top kernel "
+            "covering the h-1 overlap for horizon h > 1 (paired.hac_se)"
+        ),
         "periods_per_year": float(periods_per_year),
         "return_periods_per_year": rpy,
         "horizon": int(horizon),
@@ -206,6 +293,17 @@ def evaluate_signal(
         "groups": "equal weight, buy-and-hold between rebalances, long-short = top - bottom",
         "annual_return": "compounded",
         "turnover": "one-sided, mean over rebalances",
+        "entry_filter": (
+            "IC: drop stocks suspended/limit-up/limit-down at entry; long groups: drop "
+            "suspended/limit-up at entry; short leg: drop suspended/limit-down at entry"
+            if entry is not None
+            else "none (tradable at t only)"
+        ),
+        "net": (
+            "cost per rebalance = one-sided turnover x (buy + sell rate); long-short pays both legs"
+            if costs is not None
+            else "none"
+        ),
     }
     hs = tuple(int(h) for h in decay_horizons) if returns_1d is not None else ()
     kw = dict(
@@ -221,6 +319,8 @@ def evaluate_signal(
         nw_lags=nw_lags,
         keep_series=keep_series,
         workers=int(workers),
+        entry=entry,
+        costs=costs,
     )
     if isinstance(mask, Mapping):
         res = {}
@@ -244,9 +344,11 @@ SUMMARY_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("rank_ic_win", "RankIC>0", ("rank_ic", "win_rate")),
     ("rank_ic_t_nw", "t (NW)", ("rank_ic", "t_nw")),
     ("top_ann_return", "Top ann.ret", ("groups", "top", "annual_return")),
+    ("top_ann_net", "Top ann.net", ("groups", "top_net", "annual_return")),
     ("top_sharpe", "Top Sharpe", ("groups", "top", "sharpe")),
     ("top_max_dd", "Top MDD", ("groups", "top", "max_drawdown")),
     ("ls_ann_return", "L-S ann.ret", ("groups", "long_short", "annual_return")),
+    ("ls_ann_net", "L-S ann.net", ("groups", "long_short_net", "annual_return")),
     ("ls_vol", "L-S vol", ("groups", "long_short", "annual_vol")),
     ("ls_sharpe", "L-S Sharpe", ("groups", "long_short", "sharpe")),
     ("ls_max_dd", "L-S MDD", ("groups", "long_short", "max_drawdown")),
@@ -289,7 +391,8 @@ def format_summary(results: Mapping[str, Any], title: str | None = None) -> str:
     """Plain-text table (universes as rows) with the conventions line underneath."""
     univ = _as_universes(results)
     heads = ["universe"] + [h for _, h, _ in SUMMARY_COLUMNS]
-    pct = {"top_ann_return", "top_max_dd", "ls_ann_return", "ls_vol", "ls_max_dd", "rank_ic_win"}
+    pct = {"top_ann_return", "top_ann_net", "top_max_dd", "ls_ann_return", "ls_ann_net", "ls_vol",
+           "ls_max_dd", "rank_ic_win"}  # fmt: skip
     rows = []
     for u, r in univ.items():
         row = [u]

@@ -41,6 +41,7 @@ from deepalpha.signal.combine import combine
 from deepalpha.train.rolling import run_rolling
 from deepalpha.workflows.config import BarraMLConfig
 from deepalpha.workflows.data import panel_industries, truth_signal
+from deepalpha.workflows.decompgrn import entry_inputs
 from deepalpha.workflows.results import SignalResult, model_params, predictions_by
 
 
@@ -89,6 +90,8 @@ def run_barra_ml(
 
     tradable = mpanel.mask("tradable")
     universes = {u: mpanel.mask(u) & tradable for u in cfg.evaluate.universes}
+    # entry at the close of the first trading day after the month end (daily row rows[k] + 1)
+    entry, costs = entry_inputs(panel, cfg.evaluate.entry_filter, rows)
     t0 = 0 if cfg.evaluate.start is None else int(np.searchsorted(model.dates, cfg.evaluate.start))
     ev = {
         "label": label,
@@ -97,6 +100,8 @@ def run_barra_ml(
         "t0": t0,
         "n_groups": cfg.evaluate.n_groups,
         "industries": cfg.orthogonalize == "styles_industries",
+        "entry": entry,
+        "costs": costs,
     }
 
     results: list[SignalResult] = []
@@ -156,6 +161,8 @@ def _factor_result(
         return_periods_per_year=12,
         n_groups=ev["n_groups"],
         decay_horizons=(1, 2, 3, 6),  # months
+        entry=None if ev.get("entry") is None else tuple(m[sl] for m in ev["entry"]),
+        costs=None if ev.get("costs") is None else tuple(c[sl] for c in ev["costs"]),
     )
     pf = pfr[sl]
     return SignalResult(

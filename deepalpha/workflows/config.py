@@ -55,6 +55,12 @@ class EvalSpec(Strict):
     universes: list[str] = Field(default_factory=lambda: ["csi300", "csi500", "csi1000", "all"])
     n_groups: int = Field(10, ge=2)
     start: date | None = Field(None, description="evaluate predictions dated on/after this")
+    entry_filter: bool = Field(
+        True,
+        description="drop stocks untradable at the entry close (t+1; System A: the day after the "
+        "month end) from IC (suspended/limit-up/limit-down) and groups (long: limit-up, short "
+        "leg: limit-down)",
+    )
 
 
 def _barra_rolling() -> RollingConfig:

@@ -4,8 +4,10 @@ Features: Alpha360-style windows of open/high/low/close/VWAP-proxy/volume (T = 6
 label: the 10-day forward return from the t+1 close, rank-normalised per date for training.
 Models are retrained on the rolling schedule of the config (yearly by default; window 84 months
 with the last 12 validating = 6 years train + 1 year valid). Evaluation per universe (point in
-time, tradable at t): IC, RankIC, RankICIR (raw and annualised with 252/h signal dates per year),
-IC win rate, decile groups rebalanced every h days on daily returns, parameter counts.
+time, tradable at t and, with ``evaluate.entry_filter``, at the t+1 entry close: see
+`entry_inputs`): IC, RankIC, RankICIR (raw and annualised with 252/h signal dates per year), IC
+win rate, decile groups rebalanced every h days on daily returns, gross and net of the default
+`CostConfig` costs, parameter counts.
 """
 
 from __future__ import annotations
@@ -17,12 +19,54 @@ import numpy as np
 
 from deepalpha.data.panel import Panel
 from deepalpha.data.predictions import long_to_dense
+from deepalpha.data.universe import entry_masks
 from deepalpha.evaluate.summary import evaluate_signal
 from deepalpha.features.labels import forward_return
+from deepalpha.portfolio.costs import CostConfig, cost_rates
 from deepalpha.train.rolling import run_rolling
 from deepalpha.workflows.config import DecompGRNConfig
 from deepalpha.workflows.data import truth_signal
 from deepalpha.workflows.results import SignalResult, model_params, predictions_by
+
+
+def entry_inputs(
+    panel: Panel, entry_filter: bool = True, rows: np.ndarray | None = None
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, tuple[np.ndarray, np.ndarray]]:
+    """Entry-day tradability and cost rates of positions formed at the close of ``rows``.
+
+    A position formed on daily row t's signal is entered at the close of row t+1 (System B; for
+    System A's month-end row ``rows[k]``, the first trading day after the month end).
+
+    Parameters
+    ----------
+    panel : daily Panel with masks ``suspended``, ``limit_up``, ``limit_down``, ``listed``
+        (needed only when ``entry_filter``).
+    entry_filter : bool
+        False: no entry masks (``None``).
+    rows : int[K], optional
+        Signal rows in the daily panel (default: every row, K = T).
+
+    Returns
+    -------
+    entry : (can_buy, can_sell) bool[K, N], or None
+        `deepalpha.data.universe.entry_masks` with lag 1 on those rows (False on the last row).
+    costs : (buy_rate, sell_rate) float64[K]
+        `cost_rates` (default `CostConfig`) on the entry date (the last row: its own date).
+    """
+    T = len(panel.dates)
+    rows = np.arange(T) if rows is None else np.asarray(rows, dtype=np.int64)
+    entry_day = panel.dates[np.minimum(rows + 1, T - 1)]
+    costs = cost_rates(entry_day, CostConfig())
+    if not entry_filter:
+        return None, costs
+    can_buy, can_sell = entry_masks(
+        panel.mask("suspended"),
+        panel.mask("limit_up"),
+        panel.mask("limit_down"),
+        panel.mask("listed"),
+        lag=1,
+    )
+    return (can_buy[rows], can_sell[rows]), costs
 
 
 def run_decompgrn(
@@ -42,6 +86,7 @@ def run_decompgrn(
     ret1 = forward_return(price, 1)
     tradable = panel.mask("tradable")
     universes = {u: panel.mask(u) & tradable for u in cfg.evaluate.universes if u in panel.masks}
+    entry, costs = entry_inputs(panel, cfg.evaluate.entry_filter)
     t0 = 0 if cfg.evaluate.start is None else int(np.searchsorted(panel.dates, cfg.evaluate.start))
     n_feat = len(cfg.rolling.dataset.fields)
 
@@ -56,6 +101,8 @@ def run_decompgrn(
             periods_per_year=252 / h,
             return_periods_per_year=252,
             n_groups=cfg.evaluate.n_groups,
+            entry=None if entry is None else (entry[0][sl], entry[1][sl]),
+            costs=(costs[0][sl], costs[1][sl]),
         )
         return SignalResult(
             key, panel.dates[sl], ev, n_params, first_row=first, signal=signal[sl],

@@ -118,6 +118,8 @@ def series_frame(results: Sequence[SignalResult]) -> pl.DataFrame:
                 gr = np.asarray(g["returns"])
                 cols += [(u, f"group_{k}", gr[:, k]) for k in range(gr.shape[1])]
                 cols.append((u, "long_short", np.asarray(g["long_short_returns"])))
+            if "long_short_net_returns" in g:
+                cols.append((u, "long_short_net", np.asarray(g["long_short_net_returns"])))
             if "turnover_series" in g:  # per rebalance: a per-date series when rebalanced daily
                 cols.append((u, "top_turnover", np.asarray(g["turnover_series"])[:, -1]))
         for k, v in r.extra.items():
@@ -178,8 +180,8 @@ def write_results(run_dir: Path, header: dict[str, Any], results: Sequence[Signa
 
 
 # ------------------------------------------------------------------------------ tables
-PCT = {"top_ann_return", "top_max_dd", "ls_ann_return", "ls_vol", "ls_max_dd", "rank_ic_win",
-       "top_turnover", "pf_ann_return", "pf_cum_return"}  # fmt: skip
+PCT = {"top_ann_return", "top_ann_net", "top_max_dd", "ls_ann_return", "ls_ann_net", "ls_vol",
+       "ls_max_dd", "rank_ic_win", "top_turnover", "pf_ann_return", "pf_cum_return"}  # fmt: skip
 IC3 = {"ic", "rank_ic"}
 
 
@@ -196,18 +198,21 @@ def fmt(key: str, v: Any) -> str:
     return f"{v:.2f}"
 
 
-#: Columns of the System A table (key, header).
+#: Columns of the System A table (key, header). "net" = after trading costs (`CostConfig`
+#: defaults, one-sided turnover x (buy + sell rate) per rebalance; long-short pays both legs);
+#: runs written before the net figures existed show "-" there.
 A_COLUMNS = (
     ("ic", "IC"), ("rank_ic", "RankIC"), ("icir", "ICIR"), ("rank_ic_t_nw", "t (NW)"),
     ("pf_ann_return", "PureF ann."), ("pf_t", "PureF t"), ("top_ann_return", "Top ann."),
-    ("ls_ann_return", "L-S ann."), ("ls_max_dd", "L-S MDD"), ("top_turnover", "Top TO"),
-    ("n_params", "params"),
+    ("top_ann_net", "Top net"), ("ls_ann_return", "L-S ann."), ("ls_ann_net", "L-S net"),
+    ("ls_max_dd", "L-S MDD"), ("top_turnover", "Top TO"), ("n_params", "params"),
 )  # fmt: skip
 #: Columns of the System B table.
 B_COLUMNS = (
     ("rank_ic", "RankIC"), ("rank_icir", "RankICIR"), ("rank_icir_ann", "RankICIR ann."),
     ("rank_ic_win", "IC>0"), ("ic", "IC"), ("top_ann_return", "Top ann."),
-    ("ls_ann_return", "L-S ann."), ("top_turnover", "Top TO"), ("n_params", "params"),
+    ("top_ann_net", "Top net"), ("ls_ann_return", "L-S ann."), ("ls_ann_net", "L-S net"),
+    ("top_turnover", "Top TO"), ("n_params", "params"),
 )  # fmt: skip
 
 
