@@ -332,3 +332,23 @@ def test_compare_reads_old_run_folders_without_net_figures(tmp_path):
 def test_eval_spec_entry_filter_defaults_on():
     assert EvalSpec().entry_filter is True
     assert EvalSpec(entry_filter=False).entry_filter is False
+
+
+def test_report_conventions_state_t_entry_and_costs():
+    """The report's note under the tables says how t, entry filter and costs were computed, and
+    describes an old run (no entry_filter / net keys, Bartlett t) as it was computed."""
+    from deepalpha.report.eval_notes import conventions_text
+
+    sig, r1, z = _market(seed=9)
+    T, N = sig.shape
+    kw = dict(horizon=2, periods_per_year=126, return_periods_per_year=252, n_groups=5)
+    ones = np.ones((T, N), bool)
+    new = evaluate_signal(
+        sig, r1, None, r1, entry=entry_masks(z, z, z, ones), costs=(0.001, 0.002), **kw
+    )
+    text = conventions_text(new["conventions"])
+    assert "flat-top" in text and "limit-down" in text and "net figures after costs" in text
+    old = {k: v for k, v in new["conventions"].items() if k not in ("entry_filter", "net")}
+    old["t_nw"] = "Newey-West t-stat of the mean IC"
+    text = conventions_text(old)
+    assert "Bartlett" in text and "no entry-day filter" in text and "gross of costs" in text

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from deepalpha.report import plots
+from deepalpha.report.eval_notes import HEADLINE_NOTE, conventions_text
 from deepalpha.report.load import ORACLE, PortfolioView, RiskView, RunData, load_run
 from deepalpha.report.portfolio_tables import benchmark_table, cost_table
 from deepalpha.workflows.results import A_COLUMNS, B_COLUMNS, fmt, signal_file, table_rows
@@ -324,9 +325,7 @@ def headline_tables(run: RunData) -> str:
     conv = _conventions(run)
     if conv:
         out.append(note(conv))
-    out.append(note("Green row: the best model by RankIC in the universe (oracle excluded). "
-                    "PureF = pure factor return (System A); L-S = long-short top minus bottom "
-                    "group; TO = one-sided turnover per rebalance; MDD = maximum drawdown."))  # fmt: skip
+    out.append(note(HEADLINE_NOTE))
     return "".join(out)
 
 
@@ -340,20 +339,15 @@ def _conventions(run: RunData) -> str:
         for u in run.universes:
             c = run.detail(k, u).get("conventions")
             if c:
-                return (
-                    f"IC = Pearson, RankIC = Spearman per date; ICIR annualised with "
-                    f"√{c.get('periods_per_year', 0):g} signal dates per year; label horizon "
-                    f"{c.get('horizon')} period(s); {c.get('n_groups')} groups, equal weight, "
-                    f"rebalanced every {c.get('rebalance_every')} period(s); returns annualised "
-                    f"over {c.get('return_periods_per_year', 0):g} periods a year (compounded)."
-                )
+                return conventions_text(c)
     return ""
 
 
 def universe_matrix(run: RunData) -> str:
     """System B: model x universe matrix of the headline figures."""
     us = run.universes
-    figs = (("rank_ic", "RankIC"), ("rank_icir_ann", "ICIR ann."), ("ls_ann_return", "L-S"))
+    figs = (("rank_ic", "RankIC"), ("rank_icir_ann", "ICIR ann."), ("ls_ann_return", "L-S"),
+            ("ls_ann_net", "L-S net"))  # fmt: skip
     heads = ["model", "params"] + [h for _ in us for _, h in figs]
     rows, cls = [], []
     for k in run.keys:
@@ -419,7 +413,7 @@ def family_table(run: RunData) -> str:
         return ""
     u = run.universes[0]
     figs = (("rank_ic", "RankIC"), ("rank_ic_t_nw", "t NW"), ("pf_t", "PureF t"),
-            ("ls_ann_return", "L-S ann."))  # fmt: skip
+            ("ls_ann_return", "L-S ann."), ("ls_ann_net", "L-S net"))  # fmt: skip
     rows_by = {r["model"]: r for r in table_rows(run.metrics, u)}
     heads = ["model", "params"] + [f"{h} · {c}" for c in combs for _, h in figs]
     rows = []
@@ -567,7 +561,8 @@ def per_model_section(run: RunData) -> str:
         facts = (f"RankIC {fmt('rank_ic', s.get('rank_ic'))} · IC {fmt('ic', s.get('ic'))} · "
                  f"RankIC>0 {fmt('rank_ic_win', s.get('rank_ic_win'))} · NW t "
                  f"{num(s.get('rank_ic_t_nw'))} · top {pct(s.get('top_ann_return'))} a year · "
-                 f"long-short {pct(s.get('ls_ann_return'))} (MDD {pct(s.get('ls_max_dd'))}) · "
+                 f"long-short {pct(s.get('ls_ann_return'))} (net {pct(s.get('ls_ann_net'))}, "
+                 f"MDD {pct(s.get('ls_max_dd'))}) · "
                  f"top turnover {pct(s.get('top_turnover'))} · {count(s.get('n_dates'))} dates"
                  f" · {rec.get('first_date', '-')} → {rec.get('last_date', '-')}")  # fmt: skip
         tag = '<span class="tag">planted</span>' if k == ORACLE else ""
