@@ -387,6 +387,11 @@ def summary_frame(results: Mapping[str, Any]) -> pl.DataFrame:
     return pl.DataFrame(rows).with_columns(pl.col("n_dates").cast(pl.Int64, strict=False))
 
 
+def _off(convention: Any) -> bool:
+    """A ``conventions`` entry that is absent or ``"none..."``."""
+    return convention is None or str(convention).startswith("none")
+
+
 def format_summary(results: Mapping[str, Any], title: str | None = None) -> str:
     """Plain-text table (universes as rows) with the conventions line underneath."""
     univ = _as_universes(results)
@@ -421,6 +426,9 @@ def format_summary(results: Mapping[str, Any], title: str | None = None) -> str:
                 f"horizon {c['horizon']}, {c['n_groups']} groups"
                 f"{' (industry-neutral)' if c['industry_neutral'] else ''}, rebalance every "
                 f"{c['rebalance_every']}, returns annualised over {c['return_periods_per_year']:g} "
-                "periods/yr (compounded); turnover one-sided"
+                "periods/yr (compounded); turnover one-sided; t (NW): "
+                f"{'flat-top HAC' if c['horizon'] > 1 else 'Newey-West'}"
+                f"{'' if _off(c.get('entry_filter')) else '; entry-day filter'}"
+                f"{'' if _off(c.get('net')) else '; net = after costs'}"
             )
     return "\n".join(lines)
