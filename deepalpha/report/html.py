@@ -612,6 +612,8 @@ def portfolio_figure(p: PortfolioView) -> Any:
     """NAV vs index, excess NAV and its drawdown of one backtest."""
     nav = p.nav
     proxy = nav["proxy_nav"].to_numpy() if "proxy_nav" in nav.columns else None
+    used = p.info.get("benchmark_used") or ""
+    price = nav["price_nav"].to_numpy() if "price_nav" in nav.columns and used != "index" else None
     return plots.portfolio(
         nav["date"].to_numpy().astype("datetime64[D]"),
         nav["nav"].to_numpy(),
@@ -619,9 +621,8 @@ def portfolio_figure(p: PortfolioView) -> Any:
         nav["excess_nav"].to_numpy(),
         proxy,
         (p.index or "index")
-        + {"total_return": " (total return)", "index": " (price)"}.get(
-            p.info.get("benchmark_used") or "", ""
-        ),
+        + {"total_return": " (total return)", "index": " (price)"}.get(used, ""),
+        price=price,
     )
 
 

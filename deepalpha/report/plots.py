@@ -445,8 +445,11 @@ def portfolio(
     excess: np.ndarray,
     proxy: np.ndarray | None = None,
     index: str = "index",
+    price: np.ndarray | None = None,
 ) -> Figure:
-    """Index enhancement: NAV vs the index, excess NAV, drawdown of the excess NAV."""
+    """Index enhancement: NAV vs the index (``bench``; also the member ``proxy`` and the
+    ``price`` index without dividends when given), excess NAV, drawdown of the excess NAV.
+    Every series is ``float[T]`` on ``dates``."""
     fig = new_figure(6.0)
     a, b, c = fig.subplots(3, 1, sharex=True, height_ratios=[1.5, 1, 0.8])
     style(a, f"NAV vs {index}", "NAV")
@@ -454,6 +457,8 @@ def portfolio(
     a.plot(dates, bench, color="#555", linewidth=1.1, label=index)
     if proxy is not None and np.isfinite(proxy).any():
         a.plot(dates, proxy, color="#999", linewidth=0.9, linestyle=":", label="member proxy")
+    if price is not None and np.isfinite(price).any():
+        a.plot(dates, price, color="#777", linewidth=0.9, linestyle="--", label="price index")
     legend(a)
     style(b, "Excess NAV (portfolio / index)", "excess NAV")
     b.plot(dates, excess, color=PALETTE[2], linewidth=1.3)
