@@ -79,7 +79,7 @@ CFG = BacktestConfig(
 )
 
 
-def run(m, scores, cfg=CFG):
+def run(m, scores, cfg=CFG, **kw):
     return run_enhancement(
         scores,
         dates=m["dates"],
@@ -91,6 +91,7 @@ def run(m, scores, cfg=CFG):
         suspended=m["suspended"],
         limit_up=m["limit_up"],
         limit_down=m["limit_down"],
+        **kw,
     )
 
 

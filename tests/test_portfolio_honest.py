@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_portfolio_enhance import CFG, synthetic_market
+from test_portfolio_enhance import CFG, run, synthetic_market
 
 from deepalpha.portfolio.backtest import run_backtest
 from deepalpha.portfolio.benchmark import (
@@ -16,7 +16,7 @@ from deepalpha.portfolio.benchmark import (
 )
 from deepalpha.portfolio.costs import CostConfig
 from deepalpha.portfolio.dividends import received_dividends
-from deepalpha.portfolio.enhance import BacktestConfig, run_enhancement, window_metrics
+from deepalpha.portfolio.enhance import BacktestConfig, window_metrics
 from deepalpha.portfolio.metrics import enhancement_metrics
 
 FREE = CostConfig(commission=0, stamp_duty_before=0, stamp_duty_after=0, slippage_bps=0)
@@ -105,22 +105,6 @@ def test_default_config_is_total_return_with_realistic_slippage():
 @pytest.fixture(scope="module")
 def small():
     return synthetic_market(T=200, N=100, n_index=50, seed=2)
-
-
-def run(m, scores, cfg=CFG, **kw):
-    return run_enhancement(
-        scores,
-        dates=m["dates"],
-        close=m["close"],
-        mktcap=m["mktcap"],
-        members=m["members"],
-        risk=m["risk"],
-        config=cfg,
-        suspended=m["suspended"],
-        limit_up=m["limit_up"],
-        limit_down=m["limit_down"],
-        **kw,
-    )
 
 
 def test_cost_sensitivity_table(small):
