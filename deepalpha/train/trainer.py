@@ -17,7 +17,7 @@ import importlib
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -307,6 +307,7 @@ def fit(
     config: TrainConfig | None = None,
     *,
     log_path: str | Path | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` in place on date batches of ``dataset``.
 
@@ -314,7 +315,8 @@ def fit(
     generator seeded from ``config.seed``. After each epoch the validation RankIC (mean over
     ``valid_dates``) is computed; training stops after ``patience`` epochs without improvement and
     the best weights are restored. Without validation dates all ``max_epochs`` run and the last
-    weights are kept. Each epoch's metrics are appended to ``log_path`` (JSON lines) when given.
+    weights are kept. Each epoch's metrics are appended to ``log_path`` (JSON lines) when given,
+    and passed to ``on_epoch(record)`` (progress display) when given.
     """
     cfg = config or TrainConfig()
     dev = resolve_device(cfg.device)
@@ -397,6 +399,8 @@ def fit(
                     log.parent.mkdir(parents=True, exist_ok=True)
                     with log.open("a") as fh:
                         fh.write(json.dumps(rec, allow_nan=True) + "\n")
+                if on_epoch is not None:
+                    on_epoch(rec)
                 info = f"loss {rec['train_loss']:.4f}"
                 if valid_dates.size:
                     info += (
