@@ -31,6 +31,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -47,6 +48,7 @@ from deepalpha.errors import ConfigError, DataError
 from deepalpha.features.sequences import SEQ_FIELDS
 from deepalpha.train.datasets import CrossSectionDataset, SequenceDataset, TabularDataset
 from deepalpha.train.executors import make_executor
+from deepalpha.train.job_progress import JobProgressWatcher, JobProgressWriter
 from deepalpha.train.trainer import TrainConfig, fit, make_model, predict
 
 PRED_FILE = "predictions.parquet"
@@ -328,8 +330,17 @@ def build_dataset(panel: Panel, d: DatasetConfig) -> CrossSectionDataset:
     )
 
 
-def run_job(cfg: RollingConfig, panel: Panel, job: Job) -> JobResult:
-    """Train and predict one job: a pure function of (config, data, job)."""
+def run_job(
+    cfg: RollingConfig,
+    panel: Panel,
+    job: Job,
+    *,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> JobResult:
+    """Train and predict one job: a pure function of (config, data, job).
+
+    ``on_epoch(record)``: called after every epoch with the trainer's record plus ``max_epochs``
+    (progress display only; it does not change results)."""
     t0 = time.perf_counter()
     spec = next(m for m in cfg.models if m.key == job.model)
     ds = build_dataset(panel, cfg.dataset)
@@ -353,7 +364,7 @@ def run_job(cfg: RollingConfig, panel: Panel, job: Job) -> JobResult:
         raise DataError(f"job {job.key}: no training sample with a known label", date=job.retrain)
     with torch.random.fork_rng(devices=[]):
         model = make_model(spec.name, ds.n_features, seed=job.seed, **spec.kwargs)
-        res = fit(model, ds, sp.train, sp.valid, tcfg)
+        res = fit(model, ds, sp.train, sp.valid, tcfg, on_epoch=_with_max_epochs(on_epoch, tcfg))
         t, idx, score = predict(model, ds, sp.predict, device=tcfg.device)
     buf = io.BytesIO()
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buf)
@@ -369,8 +380,22 @@ def run_job(cfg: RollingConfig, panel: Panel, job: Job) -> JobResult:
     return JobResult(t, idx, score, buf.getvalue(), metrics, res.history)
 
 
-def _run_job_entry(cfg_json: str, panel: Panel, job: Job) -> JobResult:
-    return run_job(RollingConfig.model_validate_json(cfg_json), panel, job)
+def _with_max_epochs(
+    on_epoch: Callable[[dict[str, Any]], None] | None, tcfg: TrainConfig
+) -> Callable[[dict[str, Any]], None] | None:
+    if on_epoch is None:
+        return None
+    return lambda rec: on_epoch({**rec, "max_epochs": tcfg.max_epochs})
+
+
+def _run_job_entry(
+    cfg_json: str, panel: Panel, job: Job, progress_dir: str | None = None
+) -> JobResult:
+    cfg = RollingConfig.model_validate_json(cfg_json)
+    if progress_dir is None:
+        return run_job(cfg, panel, job)
+    with JobProgressWriter(progress_dir, job.key) as w:  # epochs -> a file the parent tails
+        return run_job(cfg, panel, job, on_epoch=w.epoch)
 
 
 # ----------------------------------------------------------------------------- run directory
@@ -547,12 +572,17 @@ def run_rolling(
     run_dir: str | Path,
     *,
     progress: bool = True,
+    reporter: Any = None,
 ) -> RollingResult:
     """Run (or resume) a rolling study under ``run_dir``; returns the combined predictions.
 
     Finished jobs are skipped; the config and data must match the run directory's (else
     ConfigError). Predictions are written to ``run_dir/predictions.parquet`` when every job is
     finished.
+
+    ``reporter``: receives the jobs' progress (`deepalpha.workflows.progress`; epochs from worker
+    processes arrive through `deepalpha.train.job_progress` files); default: a live display on a
+    terminal, plain lines otherwise, nothing when ``progress`` is False.
     """
     run_dir = Path(run_dir)
     data = _select_panel(panel, cfg)
@@ -566,16 +596,31 @@ def run_rolling(
     ex = make_executor(
         cfg.executor, workers=cfg.workers, address=cfg.address, scratch=run_dir / "data"
     )
-    fn = functools.partial(_run_job_entry, cfg.model_dump_json())
-    trained = []
-    from rich.progress import Progress
+    if reporter is None:
+        from deepalpha.workflows.progress import make_reporter
 
-    with Progress(disable=not progress, transient=True) as prog:
-        task = prog.add_task(f"rolling ({cfg.executor})", total=len(todo))
+        reporter = make_reporter(quiet=not progress)
+    workers = 1 if cfg.executor == "local" else cfg.workers
+    reporter.jobs_begin(len(jobs), len(todo), workers, f"rolling ({cfg.executor})")
+    live = getattr(reporter, "enabled", True) and bool(todo)
+    folder = run_dir / "jobs" / f".progress.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    fn = functools.partial(
+        _run_job_entry, cfg.model_dump_json(), progress_dir=str(folder) if live else None
+    )
+    trained = []
+    watcher = JobProgressWatcher(folder, reporter)
+    try:
+        if live:
+            watcher.start()
         for job, res in ex.run(fn, data, todo):
             write_job(run_dir, data, job, res)
             trained.append(job)
-            prog.update(task, advance=1, description=f"{job.key}")
+            if live:
+                watcher.finished(job.key, res.metrics)
+    finally:
+        if live:
+            watcher.stop()
+        reporter.jobs_end()
     preds = combine_predictions(run_dir, jobs)
     tmp = run_dir / f".{PRED_FILE}.tmp-{os.getpid()}"
     preds.write_parquet(tmp)
