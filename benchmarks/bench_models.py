@@ -27,6 +27,7 @@ from torch import nn
 
 from deepalpha.models import build_model, cap_groups, count_parameters
 from deepalpha.models.scan import lin_rnn_fused, linear_scan, scan_reference
+from deepalpha.train.allocator import retain_freed_memory
 
 print = functools.partial(print, flush=True)  # progress shows up while it runs
 
@@ -207,13 +208,20 @@ def main() -> None:
     ap.add_argument("--skip-scans", action="store_true", help="skip the scan-alone section")
     ap.add_argument("--skip-seq", action="store_true", help="only the tabular section")
     ap.add_argument("--clock", choices=sorted(CLOCK), default="wall", help="cpu: process CPU time")
+    ap.add_argument(
+        "--release-memory",
+        action="store_true",
+        help="leave glibc malloc as it is (training keeps freed memory, see train/allocator.py)",
+    )
     args = ap.parse_args()
+    kept = False if args.release_memory else retain_freed_memory()
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     rounds = 3 if args.quick else args.rounds
     print(
-        f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}; {load()}"
+        f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+        f"freed memory kept: {kept}; {load()}"
     )
     if device.type == "cuda":
         print(torch.cuda.get_device_name())

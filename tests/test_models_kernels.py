@@ -335,7 +335,7 @@ def test_no_compiler_on_path_falls_back_with_a_warning(tmp_path, monkeypatch, fr
 def test_build_is_cached_under_a_source_keyed_name(lib):
     path = kernels.build()
     assert path.parent == kernels.cache_dir() / "kernels"
-    assert re.fullmatch(r"mhc-[0-9a-f]{16}-[^/]+\.so", path.name)
+    assert re.fullmatch(r"deepalpha-[0-9a-f]{16}-[^/]+\.so", path.name)
     mtime = path.stat().st_mtime_ns
     assert kernels.build() == path and path.stat().st_mtime_ns == mtime  # not rebuilt
     assert kernels.library_path(b"other source") != path

@@ -23,6 +23,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from deepalpha.models import scan_kernels
 from deepalpha.models.common import RMSNorm, SwiGLU, default
 from deepalpha.models.scan import Backend, lin_rnn_packed, linear_scan
 
@@ -37,13 +38,15 @@ def lin_rnn(z: Tensor, backend: Backend = "fused") -> Tensor:
     ``[t, n, 2h]``.
 
     ``h_t = f_t h_{t-1} + (1 - f_t) c_t`` with ``f = sigmoid(zf)``, ``c = SiLU(zc)``, ``h_0 = 0``.
-    ``backend="fused"`` evaluates the gates inside the scan loop (``lin_rnn_packed``); the others
-    form ``a = f`` and ``b = sigmoid(-zf) * c`` (``1 - f`` without cancellation) and call
-    ``linear_scan``. Computed in float32 (also under autocast). Returns ``h [t, n, h] float32``.
+    ``backend="fused"`` evaluates the gates inside the scan loop: the C kernels of
+    ``scan_kernels`` on the CPU when they are available, else ``lin_rnn_packed`` (torch ops per
+    step); the others form ``a = f`` and ``b = sigmoid(-zf) * c`` (``1 - f`` without
+    cancellation) and call ``linear_scan``. Computed in float32 (also under autocast).
+    Returns ``h [t, n, h] float32``.
     """
     z = z.float()  # the scan runs in float32 also under autocast
     if backend == "fused":
-        return lin_rnn_packed(z)
+        return scan_kernels.lin_rnn_kernel(z) if scan_kernels.available(z) else lin_rnn_packed(z)
     zf, zc = z.chunk(2, dim=-1)
     return linear_scan(torch.sigmoid(zf), torch.sigmoid(-zf) * F.silu(zc), backend=backend)
 
@@ -51,8 +54,9 @@ def lin_rnn(z: Tensor, backend: Backend = "fused") -> Tensor:
 class RNNLinLayer(nn.Module):
     """One RNN-LIN layer: ``x [t, n, d_in] -> y [t, n, h]`` (or ``y_T [n, h]`` when ``last_only``).
 
-    ``W_f, W_o, W_c`` (with biases) are one ``Linear(d_in, 3h)``. With ``last_only`` the output gate
-    is evaluated at the last step only (the scan itself still runs over all steps).
+    ``W_f, W_c, W_o`` (with biases, in that order) are one ``Linear(d_in, 3h)``. With ``last_only``
+    the output gate is evaluated at the last step only (the scan itself still runs over all
+    steps); otherwise, on the C kernels, it is applied inside the scan (no temporaries).
     """
 
     def __init__(self, dim_in: int, hidden: int, backend: Backend = "fused") -> None:
@@ -62,6 +66,8 @@ class RNNLinLayer(nn.Module):
 
     def forward(self, x: Tensor, last_only: bool = False) -> Tensor:
         hd = self.hidden
+        if not last_only and self.backend == "fused" and scan_kernels.available(x.float()):
+            return scan_kernels.lin_rnn_kernel(self.gates(x).float(), with_output_gate=True)
         w_fc, w_o = self.gates.weight.split([2 * hd, hd]), self.gates.bias.split([2 * hd, hd])
         h = lin_rnn(F.linear(x, w_fc[0], w_o[0]), self.backend)
         if last_only:

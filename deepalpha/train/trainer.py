@@ -30,6 +30,7 @@ from torch import nn
 
 from deepalpha.config import Strict
 from deepalpha.errors import ConfigError
+from deepalpha.train.allocator import retain_freed_memory
 from deepalpha.train.datasets import Batch, CrossSectionDataset
 from deepalpha.train.losses import get_loss
 from deepalpha.train.optim import make_optimizer
@@ -320,6 +321,7 @@ def fit(
     """
     cfg = config or TrainConfig()
     dev = resolve_device(cfg.device)
+    retain_freed_memory()  # reuse the step's large blocks instead of re-faulting them
     loss_fn = get_loss(cfg.loss)
     train_dates = np.asarray(train_dates, dtype=np.int64)
     valid_dates = (

@@ -1,17 +1,19 @@
-"""Build and load the fused C kernels of ``mhc.c`` (ctypes; no torch headers, no extra dependency).
+"""Build and load the fused C kernels of ``mhc.c`` and ``linrnn.c`` (ctypes; no torch headers, no
+extra dependency), compiled together into one library.
 
-Legend of dimension letters (as in ``mhc.c``):
+Legend of dimension letters (as in the C sources):
     b  batch (all leading dims flattened)    s, i, j  residual streams (n of them)
-    d  features per stream
+    d  features per stream                   t  time steps    n  rows (stocks)    h  hidden units
 
 ``library()`` returns the loaded ``ctypes.CDLL`` (argument types declared), or None when the
 kernels are disabled (``DEEPALPHA_KERNELS=0``) or unavailable; callers then use eager torch ops
-(see ``deepalpha.models.fused``). The first call in a process compiles ``mhc.c`` unless a build of
-the same source already sits in the cache folder::
+(see ``deepalpha.models.fused`` and ``deepalpha.models.scan_kernels``). The first call in a process
+compiles the sources unless a build of the same sources already sits in the cache folder::
 
-    $CC (else cc, else gcc) -O3 -fopenmp -shared -fPIC   (retried without -fopenmp)
+    $CC (else cc, else gcc) -O3 -march=native -fno-trapping-math -fopenmp -shared -fPIC
+    (retried without -march=native, then with -fopenmp-simd in place of -fopenmp: serial kernels)
 
-into ``<cache>/kernels/mhc-<sha256 of source and flags>-<platform>.so``, where ``<cache>`` is
+into ``<cache>/kernels/deepalpha-<sha256 of sources, flags and CPU>-<platform>.so``, where ``<cache>`` is
 ``$DEEPALPHA_CACHE``, else ``$XDG_CACHE_HOME/deepalpha``, else ``~/.cache/deepalpha``. The build
 goes to a temporary file that ``os.replace`` moves into place, so worker processes that race
 each other all end up loading a complete library. Any failure (no compiler, compile or load
@@ -33,11 +35,13 @@ import tempfile
 import warnings
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("mhc.c")
+SOURCES = (Path(__file__).with_name("mhc.c"), Path(__file__).with_name("linrnn.c"))
+SOURCE = SOURCES[0]
 ABI_VERSION = 1  # mhc_abi_version() of the matching mhc.c
 FLAG_SETS: tuple[tuple[str, ...], ...] = (
-    ("-O3", "-fopenmp", "-shared", "-fPIC"),
-    ("-O3", "-shared", "-fPIC"),  # a compiler without OpenMP: serial kernels
+    ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC"),
+    ("-O3", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC"),  # a compiler without -march
+    ("-O3", "-fno-trapping-math", "-fopenmp-simd", "-shared", "-fPIC"),  # a compiler without OpenMP: serial kernels
 )
 
 _P, _I64, _I32, _F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
@@ -50,6 +54,9 @@ SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "mhc_pre_mix_bwd": (None, [_P, _P, _P, _P, _P, _I64, _I64, _I64, _I32]),
     "mhc_post_mix_fwd": (None, [_P, _P, _P, _P, _P, _I64, _I64, _I64, _I32]),
     "mhc_post_mix_bwd": (None, [_P] * 9 + [_I64, _I64, _I64, _I32]),
+    "linrnn_max_h": (_I32, []),
+    "linrnn_fwd": (_I32, [_P, _P, _P, _I64, _I64, _I64, _I32, _I32]),
+    "linrnn_bwd": (_I32, [_P, _P, _P, _P, _I64, _I64, _I64, _I32, _I32]),
 }
 
 
@@ -81,19 +88,33 @@ def compiler() -> list[str]:
     raise KernelBuildError("no C compiler found (tried $CC, cc, gcc)")
 
 
+def cpu_signature() -> str:
+    """The CPU's model and instruction-set flags (Linux ``/proc/cpuinfo``), else the platform's
+    processor string: builds use ``-march=native``, so a cache shared by machines with different
+    CPUs (a home folder on a cluster) must keep one build per CPU."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    keep = [ln for ln in lines if ln.split(":")[0].strip() in ("model name", "flags", "Features")]
+    return "\n".join(dict.fromkeys(keep))  # one copy per distinct line (not one per core)
+
+
 def library_path(source: bytes) -> Path:
-    """Cache path of the build of ``source``: keyed by its sha256, the flag sets and platform."""
+    """Cache path of the build of ``source``: keyed by its sha256, the flag sets, the CPU
+    (``cpu_signature``) and the platform."""
     h = hashlib.sha256(source)
     h.update(repr(FLAG_SETS).encode())
+    h.update(cpu_signature().encode())
     plat = f"{sys.platform}-{platform.machine() or 'unknown'}"
-    return cache_dir() / "kernels" / f"mhc-{h.hexdigest()[:16]}-{plat}.so"
+    return cache_dir() / "kernels" / f"deepalpha-{h.hexdigest()[:16]}-{plat}.so"
 
 
-def build(source: Path = SOURCE) -> Path:
-    """Compile ``source`` into the cache unless already there; returns the library's path.
+def build(sources: tuple[Path, ...] = SOURCES) -> Path:
+    """Compile ``sources`` into one library in the cache unless already there; returns its path.
 
     Raises ``KernelBuildError`` (no compiler, or every flag set fails) or ``OSError``."""
-    code = source.read_bytes()
+    code = b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in sources)
     target = library_path(code)
     if target.is_file():
         return target
@@ -105,7 +126,7 @@ def build(source: Path = SOURCE) -> Path:
         os.close(fd)
         try:
             proc = subprocess.run(
-                [*cc, *flags, "-o", tmp, str(source), "-lm"],
+                [*cc, *flags, "-o", tmp, *map(str, sources), "-lm"],
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -119,7 +140,8 @@ def build(source: Path = SOURCE) -> Path:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         errors.append(f"{shlex.join([*cc, *flags])}: {proc.stderr.strip()[-500:]}")
-    raise KernelBuildError("compiling mhc.c failed: " + " | ".join(errors))
+    names = ", ".join(p.name for p in sources)
+    raise KernelBuildError(f"compiling {names} failed: " + " | ".join(errors))
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:

@@ -1,0 +1,110 @@
+"""The C kernels of the gated linear RNN against the float64 Python-loop reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from deepalpha.models import build_model, cap_groups, kernels
+from deepalpha.models.scan import lin_rnn_packed, scan_reference
+from deepalpha.models.scan_kernels import available, lin_rnn_kernel
+
+pytestmark = pytest.mark.skipif(kernels.library() is None, reason="C kernels unavailable")
+
+
+def _reference(z: torch.Tensor, gates: int) -> torch.Tensor:
+    """``h`` (gates 2) or ``sigmoid(zo) h`` (gates 3) step by step, from packed ``z``."""
+    hd = z.shape[-1] // gates
+    zf, zc = z[..., :hd], z[..., hd : 2 * hd]
+    h = scan_reference(torch.sigmoid(zf), (1 - torch.sigmoid(zf)) * F.silu(zc))
+    return h if gates == 2 else torch.sigmoid(z[..., 2 * hd :]) * h
+
+
+def _z(t, n, width, seed=0, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(t, n, width, generator=g, dtype=torch.float64) * scale
+
+
+@pytest.mark.parametrize("gates", [2, 3])
+@pytest.mark.parametrize("n, hd", [(5, 3), (70, 8), (200, 13)])  # one thread, tiles, odd h
+def test_forward_and_gradient_match_float64_reference_t150(gates, n, hd):
+    z64 = _z(150, n, gates * hd)
+    w = _z(150, n, hd, seed=1, scale=1.0)
+    ref_leaf = z64.clone().requires_grad_()
+    ref = _reference(ref_leaf, gates)
+    (ref * w).sum().backward()
+    leaf = z64.float().requires_grad_()
+    out = lin_rnn_kernel(leaf, with_output_gate=gates == 3)
+    (out * w.float()).sum().backward()
+    assert out.dtype == torch.float32 and out.shape == (150, n, hd)
+    torch.testing.assert_close(out.double(), ref.detach(), atol=2e-5, rtol=2e-5)
+    torch.testing.assert_close(leaf.grad.double(), ref_leaf.grad, atol=5e-5, rtol=5e-5)
+
+
+def test_extreme_preactivations_stay_finite_and_saturate():
+    z = torch.tensor([[[-500.0, 500.0]], [[500.0, -500.0]], [[0.0, 40.0]]])  # [t 3, n 1, 2h]
+    leaf = z.clone().requires_grad_()
+    h = lin_rnn_kernel(leaf)
+    h[-1].sum().backward()
+    assert torch.isfinite(h).all() and torch.isfinite(leaf.grad).all()
+    # f = 0 takes c = 500; then f = 1 keeps it; then f = 1/2 averages with SiLU(40) = 40
+    torch.testing.assert_close(h.flatten(), torch.tensor([500.0, 500.0, 270.0]))
+
+
+def test_leading_dims_are_flattened_and_restored():
+    z = _z(20, 12, 3 * 4).float().reshape(20, 3, 4, 12)
+    out = lin_rnn_kernel(z, with_output_gate=True)
+    assert out.shape == (20, 3, 4, 4)
+    flat = lin_rnn_kernel(z.reshape(20, 12, 12), with_output_gate=True)
+    torch.testing.assert_close(out.reshape(20, 12, 4), flat)
+
+
+def test_same_result_at_one_and_two_threads():
+    z = _z(60, 300, 2 * 16).float()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = lin_rnn_kernel(z)
+        torch.set_num_threads(2)
+        two = lin_rnn_kernel(z)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one, two)  # rows are independent: bitwise equal
+
+
+def test_bad_packed_width_is_refused():
+    with pytest.raises(ValueError, match="divisible by 3"):
+        lin_rnn_kernel(torch.zeros(4, 2, 8), with_output_gate=True)
+
+
+def test_available_only_for_cpu_float32():
+    assert available(torch.zeros(2, 2, 4))
+    assert not available(torch.zeros(2, 2, 4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", ["rnn_lin", "rnn_lin_glu", "decompgrn"])
+def test_models_agree_with_and_without_the_kernels(name, monkeypatch):
+    """The fused backend on the C kernels equals the torch per-step Function (DEEPALPHA_KERNELS=0),
+    forward and every parameter gradient."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(90, 40, 6, generator=g)
+    groups = cap_groups(torch.randn(90, generator=g), 5)
+
+    def run():
+        model = build_model(name, 6, seed=0, hidden=16)
+        out = model(x, groups)
+        (out * torch.linspace(-1, 1, 90)).sum().backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    out_k, grads_k = run()
+    monkeypatch.setenv("DEEPALPHA_KERNELS", "0")
+    out_t, grads_t = run()
+    torch.testing.assert_close(out_k, out_t, atol=1e-5, rtol=1e-5)
+    for a, b in zip(grads_k, grads_t, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_torch_fallback_is_the_same_recurrence():
+    z = _z(30, 20, 2 * 5).float()
+    torch.testing.assert_close(lin_rnn_kernel(z), lin_rnn_packed(z), atol=1e-5, rtol=1e-5)
