@@ -41,7 +41,8 @@ ABI_VERSION = 1  # mhc_abi_version() of the matching mhc.c
 FLAG_SETS: tuple[tuple[str, ...], ...] = (
     ("-O3", "-march=native", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC"),
     ("-O3", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC"),  # a compiler without -march
-    ("-O3", "-fno-trapping-math", "-fopenmp-simd", "-shared", "-fPIC"),  # a compiler without OpenMP: serial kernels
+    # a compiler without OpenMP: serial kernels
+    ("-O3", "-fno-trapping-math", "-fopenmp-simd", "-shared", "-fPIC"),
 )
 
 _P, _I64, _I32, _F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
