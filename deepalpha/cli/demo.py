@@ -16,8 +16,9 @@ def register(app: typer.Typer) -> None:
         stocks: int = typer.Option(400, help="synthetic stocks"),
         seed: int = typer.Option(7, help="random seed"),
         quick: bool = typer.Option(False, help="CI-sized settings (fewer windows and epochs)"),
+        quiet: bool = typer.Option(False, help="no progress output"),
     ) -> None:
         """Build a small synthetic market and run the research pipelines on it."""
         from deepalpha.workflows.demo import run_demo
 
-        run_demo(out=out, stocks=stocks, seed=seed, quick=quick)
+        run_demo(out=out, stocks=stocks, seed=seed, quick=quick, progress=not quiet)

@@ -153,7 +153,7 @@ class JobProgressWatcher:
             self.reporter.job_started(key)
         if rec.get("event") == "epoch":
             self.reporter.epoch(
-                key, int(rec["epoch"]), rec.get("valid_rank_ic"), rec.get("max_epochs")
+                key, int(rec["epoch"]), _num(rec.get("valid_rank_ic")), rec.get("max_epochs")
             )
 
     def finished(self, key: str, summary: dict[str, Any]) -> None:

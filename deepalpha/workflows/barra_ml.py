@@ -42,15 +42,21 @@ from deepalpha.train.rolling import run_rolling
 from deepalpha.workflows.config import BarraMLConfig
 from deepalpha.workflows.data import panel_industries, truth_signal
 from deepalpha.workflows.decompgrn import entry_inputs
+from deepalpha.workflows.progress import fraction_stage, resolve_reporter
 from deepalpha.workflows.results import SignalResult, model_params, predictions_by
 
 
-def monthly_risk_model(cfg: BarraMLConfig, panel: Panel, path: Path, out: Path) -> RiskModel:
-    """Build (or reload from ``out``) the monthly risk model."""
+def monthly_risk_model(
+    cfg: BarraMLConfig, panel: Panel, path: Path, out: Path, progress: Any = None
+) -> RiskModel:
+    """Build (or reload from ``out``) the monthly risk model (``progress(stage, fraction)``: see
+    `build_risk_model`)."""
     if (out / "meta.json").is_file():
         return RiskModel.load(out, mmap=False)
     rc = RiskConfig.preset(cfg.risk.preset, eigen_sims=cfg.risk.eigen_sims)
-    model = build_risk_model(panel, panel_industries(path, panel), freq="monthly", config=rc)
+    model = build_risk_model(
+        panel, panel_industries(path, panel), freq="monthly", config=rc, progress=progress
+    )
     model.save(out)
     return model
 
@@ -74,9 +80,13 @@ def run_barra_ml(
     panel: Panel,
     *,
     progress: bool = True,
+    reporter: Any = None,
 ) -> dict[str, Any]:
-    """Run (or resume) System A under ``run_dir``; returns the results dict (see `results`)."""
-    model = monthly_risk_model(cfg, panel, data_path, run_dir / "risk_monthly")
+    """Run (or resume) System A under ``run_dir``; returns the results dict (see `results`).
+    ``reporter``: see `deepalpha.workflows.progress` (default from ``progress``)."""
+    rep = resolve_reporter(reporter, progress)
+    with fraction_stage(rep, "risk model (monthly)") as cb:
+        model = monthly_risk_model(cfg, panel, data_path, run_dir / "risk_monthly", progress=cb)
     rows = np.searchsorted(panel.dates, model.dates)
     label = residual_labels(model, panel, "month")
     fwd = forward_returns(panel, rows, "month")
@@ -85,7 +95,7 @@ def run_barra_ml(
         update={"features": list(model.style_names), "label": "label", "cap_field": "mktcap"}
     )
     rcfg = cfg.rolling.model_copy(update={"dataset": ds})
-    rolled = run_rolling(mpanel, rcfg, run_dir / "rolling", progress=progress)
+    rolled = run_rolling(mpanel, rcfg, run_dir / "rolling", reporter=rep)
     preds = rolled.predictions
 
     tradable = mpanel.mask("tradable")

@@ -26,6 +26,7 @@ from deepalpha.portfolio.costs import CostConfig, cost_rates
 from deepalpha.train.rolling import run_rolling
 from deepalpha.workflows.config import DecompGRNConfig
 from deepalpha.workflows.data import truth_signal
+from deepalpha.workflows.progress import resolve_reporter
 from deepalpha.workflows.results import SignalResult, model_params, predictions_by
 
 
@@ -76,9 +77,12 @@ def run_decompgrn(
     panel: Panel,
     *,
     progress: bool = True,
+    reporter: Any = None,
 ) -> dict[str, Any]:
-    """Run (or resume) System B under ``run_dir``; returns the results dict."""
-    rolled = run_rolling(panel, cfg.rolling, run_dir / "rolling", progress=progress)
+    """Run (or resume) System B under ``run_dir``; returns the results dict. ``reporter``: see
+    `deepalpha.workflows.progress` (default from ``progress``)."""
+    rep = resolve_reporter(reporter, progress)
+    rolled = run_rolling(panel, cfg.rolling, run_dir / "rolling", reporter=rep)
     preds = rolled.predictions
     h = cfg.rolling.dataset.horizon
     price = panel.field(cfg.rolling.dataset.label_price)

@@ -14,6 +14,7 @@ from typing import Any
 from deepalpha.config import read_yaml
 from deepalpha.workflows.config import DataSpec, SynthSpec, parse_config
 from deepalpha.workflows.data import resolve_data
+from deepalpha.workflows.progress import make_reporter
 from deepalpha.workflows.run import print_tables, run_config, wide_console
 
 DEMO_CONFIGS = Path(__file__).with_name("demo_configs")
@@ -34,7 +35,8 @@ def demo_configs(market: Path, quick: bool = False) -> list[Any]:
 def run_demo(
     out: Path, stocks: int = 400, seed: int = 7, *, quick: bool = False, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Write the market (once), run both systems, print their tables; returns both metrics."""
+    """Write the market (once), run both systems, print their tables; returns both metrics.
+    ``progress``: the live display (plain lines when stdout is not a terminal); False: none."""
     console = wide_console()
     t0 = time.perf_counter()
     out = Path(out)
@@ -42,9 +44,13 @@ def run_demo(
     spec = DataSpec(synthetic=SynthSpec(stocks=stocks, seed=seed))  # default calendar
     market = resolve_data(spec, out)  # written once to out/market
     results = []
-    for cfg in demo_configs(market, quick):
-        m = run_config(cfg, out / cfg.name, progress=progress, console=console)
-        results.append(m)
+    rep = make_reporter(quiet=not progress, console=console)
+    try:
+        for cfg in demo_configs(market, quick):
+            m = run_config(cfg, out / cfg.name, console=console, reporter=rep)
+            results.append(m)
+    finally:
+        rep.close()
     for m in results:
         print_tables(m, console)
     console.print(

@@ -22,6 +22,7 @@ from deepalpha.config import Strict
 from deepalpha.data.predictions import read_predictions
 from deepalpha.portfolio.enhance import BacktestConfig, backtest_predictions, write_result
 from deepalpha.risk.model import RiskConfig, build_risk_model
+from deepalpha.workflows.progress import NullReporter, fraction_stage, stage
 from deepalpha.workflows.results import signal_file
 
 
@@ -41,8 +42,11 @@ class PortfolioSpec(Strict):
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
 
 
-def daily_risk_model(panel: Any, data_path: Path, out: Path, preset: str = "responsive") -> Path:
-    """Build (once) the daily risk model the optimiser uses; returns its directory."""
+def daily_risk_model(
+    panel: Any, data_path: Path, out: Path, preset: str = "responsive", progress: Any = None
+) -> Path:
+    """Build (once) the daily risk model the optimiser uses; returns its directory
+    (``progress(stage, fraction)``: see `build_risk_model`)."""
     if not (out / "meta.json").is_file():
         from deepalpha.workflows.data import panel_industries
 
@@ -51,6 +55,7 @@ def daily_risk_model(panel: Any, data_path: Path, out: Path, preset: str = "resp
             panel_industries(data_path, panel),
             freq="daily",
             config=RiskConfig.preset(preset),
+            progress=progress,
         )
         model.save(out)
     return out
@@ -63,25 +68,38 @@ def run_portfolios(
     panel: Any,
     keys: list[str],
     log: Any = None,
+    reporter: Any = None,
 ) -> dict[str, dict[str, Any]]:
-    """Backtest every (signal, index); returns ``{key: {index: metrics}}``."""
+    """Backtest every (signal, index); returns ``{key: {index: metrics}}``. ``reporter``
+    (`deepalpha.workflows.progress`) shows the risk model and backtest bars."""
     say = log or (lambda msg: None)
+    rep = reporter if reporter is not None else NullReporter()
     risk_dir = None
     if spec.risk == "model":
         say("portfolio: daily risk model")
-        risk_dir = daily_risk_model(panel, data_path, run_dir / "risk_daily")
+        with fraction_stage(rep, "risk model (daily)") as cb:
+            risk_dir = daily_risk_model(panel, data_path, run_dir / "risk_daily", progress=cb)
     out: dict[str, dict[str, Any]] = {}
-    for key in spec.models or [k for k in keys if not k.startswith("oracle")]:
-        preds = read_predictions(run_dir / "signals" / f"{signal_file(key)}.parquet")
-        for index in spec.indices:
-            say(f"portfolio: {key} on {index}")
-            cfg = spec.backtest.model_copy(update={"index": index})
-            res = backtest_predictions(preds, data_path, cfg, risk_dir=risk_dir)
-            write_result(res, run_dir / "portfolio" / f"{signal_file(key)}__{index}")
-            out.setdefault(key, {})[index] = {
-                **res.metrics,
-                "benchmark": res.info.get("benchmark"),
-                "risk_model": res.info.get("risk_model"),
-                "candidate_universe": res.info.get("candidate_universe"),
-            }
+    signals = spec.models or [k for k in keys if not k.startswith("oracle")]
+    n = len(signals) * len(spec.indices)
+    done = 0
+    with stage(rep, "backtests", n):
+        for key in signals:
+            preds = read_predictions(run_dir / "signals" / f"{signal_file(key)}.parquet")
+            for index in spec.indices:
+                say(f"portfolio: {key} on {index}")
+                cfg = spec.backtest.model_copy(update={"index": index})
+
+                def bar(k: int, total: int, base: int = done, label: str = f"{key} on {index}"):
+                    rep.stage_update("backtests", base + k / max(total, 1), label)
+
+                res = backtest_predictions(preds, data_path, cfg, risk_dir=risk_dir, progress=bar)
+                done += 1
+                write_result(res, run_dir / "portfolio" / f"{signal_file(key)}__{index}")
+                out.setdefault(key, {})[index] = {
+                    **res.metrics,
+                    "benchmark": res.info.get("benchmark"),
+                    "risk_model": res.info.get("risk_model"),
+                    "candidate_universe": res.info.get("candidate_universe"),
+                }
     return out

@@ -77,6 +77,10 @@ def _ric(v: Any) -> str:
     return f"{f:+.4f}" if math.isfinite(f) else "n/a"
 
 
+def _n(k: int, noun: str) -> str:
+    return f"{k} {noun}{'s' * (k != 1)}"
+
+
 def job_summary_text(key: str, summary: dict[str, Any]) -> str:
     """``gru/w24/2019-01-02/s0: best val RankIC +0.0412 at epoch 7 of 12, 23.4 s``."""
     parts = []
@@ -206,7 +210,7 @@ class _Tracker(NullReporter):
 
     def begin_text(self) -> str:
         skipped = self.total - self.todo
-        s = f"{self.title}: {self.total} jobs"
+        s = f"{self.title}: {_n(self.total, 'job')}"
         if skipped:
             s += f", {skipped} already finished"
         if self.todo:
@@ -382,7 +386,7 @@ class RichReporter(_Tracker):
                 self._remove(tid)
             self.running.clear()
             if self.todo:
-                self._print(f"{self.title}: {self.done} jobs trained")
+                self._print(f"{self.title}: {_n(self.done, 'job')} trained")
 
     def stage_start(self, name: str, total: float | None = None) -> None:
         with self.lock:
@@ -439,6 +443,11 @@ class _ConsoleFile:
 
     def flush(self) -> None:
         self.console.file.flush()
+
+
+def resolve_reporter(reporter: Any, progress: bool = True) -> Any:
+    """``reporter`` if given, else `make_reporter` (nothing when not ``progress``)."""
+    return reporter if reporter is not None else make_reporter(quiet=not progress)
 
 
 # ----------------------------------------------------------------------------- stage helpers

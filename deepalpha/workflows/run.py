@@ -78,9 +78,27 @@ def run_config(
     *,
     progress: bool = True,
     console: Console | None = None,
+    reporter: Any = None,
 ) -> dict[str, Any]:
-    """Run a validated config; returns the metrics dict written to ``metrics.json``."""
+    """Run a validated config; returns the metrics dict written to ``metrics.json``.
+
+    ``reporter`` (`deepalpha.workflows.progress`) shows the stages, the rolling jobs, the risk
+    model and backtest bars; default: a live display when ``console`` is a terminal, plain lines
+    when not, nothing when not ``progress``.
+    """
+    from deepalpha.workflows.progress import make_reporter
+
     console = console or Console()
+    own = reporter is None
+    rep = make_reporter(quiet=not progress, console=console) if own else reporter
+    try:
+        return _run_config(cfg, out, rep)
+    finally:
+        if own:
+            rep.close()
+
+
+def _run_config(cfg: RunConfig, out: str | Path | None, rep: Any) -> dict[str, Any]:
     run_dir = Path(out) if out is not None else Path("runs") / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_yaml(cfg, run_dir / "config.yaml")
@@ -90,8 +108,7 @@ def run_config(
     def stage(msg: str) -> None:
         with log.open("a") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
-        if progress:
-            console.print(f"[dim]{cfg.name}:[/] {msg}")
+        rep.message(f"{cfg.name}: {msg}")
 
     stage("data")
     data_path = resolve_data(cfg.data, run_dir)
@@ -102,11 +119,11 @@ def run_config(
     if isinstance(cfg, BarraMLConfig):
         from deepalpha.workflows.barra_ml import run_barra_ml
 
-        res = run_barra_ml(cfg, run_dir, data_path, panel, progress=progress)
+        res = run_barra_ml(cfg, run_dir, data_path, panel, reporter=rep)
     else:
         from deepalpha.workflows.decompgrn import run_decompgrn
 
-        res = run_decompgrn(cfg, run_dir, data_path, panel, progress=progress)
+        res = run_decompgrn(cfg, run_dir, data_path, panel, reporter=rep)
     header = {
         "system": cfg.system,
         "name": cfg.name,
@@ -122,7 +139,7 @@ def run_config(
         stage("index enhancement")
         keys = [r.key for r in res["results"]]
         metrics["portfolio"] = run_portfolios(
-            cfg.portfolio, run_dir, data_path, panel, keys, log=stage
+            cfg.portfolio, run_dir, data_path, panel, keys, log=stage, reporter=rep
         )
         metrics["wall_seconds"] = round(time.perf_counter() - t0, 1)
         write_metrics(run_dir, clean_json(metrics))
