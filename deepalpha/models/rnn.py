@@ -23,7 +23,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from deepalpha.models import scan_kernels
+from deepalpha.models import scan_kernels, scan_triton
 from deepalpha.models.common import RMSNorm, SwiGLU, default
 from deepalpha.models.scan import Backend, lin_rnn_packed, linear_scan
 
@@ -38,12 +38,14 @@ def lin_rnn(z: Tensor, backend: Backend = "fused") -> Tensor:
     ``[t, n, 2h]``.
 
     ``h_t = f_t h_{t-1} + (1 - f_t) c_t`` with ``f = sigmoid(zf)``, ``c = SiLU(zc)``, ``h_0 = 0``.
-    ``backend="fused"`` evaluates the gates inside the scan loop: the C kernels of
-    ``scan_kernels`` on the CPU when they are available, else ``lin_rnn_packed`` (torch ops per
-    step); the others form ``a = f`` and ``b = sigmoid(-zf) * c`` (``1 - f`` without
-    cancellation) and call ``linear_scan``. Computed in float32 (also under autocast).
-    Returns ``h [t, n, h] float32``.
+    ``backend="fused"`` evaluates the gates inside the scan loop: the Triton kernels of
+    ``scan_triton`` on CUDA (when Triton is installed), the C kernels of ``scan_kernels`` on the
+    CPU when they are available, else ``lin_rnn_packed`` (torch ops per step); the others form
+    ``a = f`` and ``b = sigmoid(-zf) * c`` (``1 - f`` without cancellation) and call
+    ``linear_scan``. Computed in float32 (also under autocast). Returns ``h [t, n, h] float32``.
     """
+    if backend == "fused" and scan_triton.available(z):
+        return scan_triton.lin_rnn_triton(z)  # reads half precision as is, computes in float32
     z = z.float()  # the scan runs in float32 also under autocast
     if backend == "fused":
         return scan_kernels.lin_rnn_kernel(z) if scan_kernels.available(z) else lin_rnn_packed(z)
@@ -56,7 +58,8 @@ class RNNLinLayer(nn.Module):
 
     ``W_f, W_c, W_o`` (with biases, in that order) are one ``Linear(d_in, 3h)``. With ``last_only``
     the output gate is evaluated at the last step only (the scan itself still runs over all
-    steps); otherwise, on the C kernels, it is applied inside the scan (no temporaries).
+    steps); otherwise, on the Triton (CUDA) or C (CPU) kernels, it is applied inside the scan (no
+    temporaries).
     """
 
     def __init__(self, dim_in: int, hidden: int, backend: Backend = "fused") -> None:
@@ -66,8 +69,11 @@ class RNNLinLayer(nn.Module):
 
     def forward(self, x: Tensor, last_only: bool = False) -> Tensor:
         hd = self.hidden
-        if not last_only and self.backend == "fused" and scan_kernels.available(x.float()):
-            return scan_kernels.lin_rnn_kernel(self.gates(x).float(), with_output_gate=True)
+        if not last_only and self.backend == "fused":
+            if scan_triton.available(x):  # CUDA; half-precision gates (autocast) read as is
+                return scan_triton.lin_rnn_triton(self.gates(x), with_output_gate=True)
+            if scan_kernels.available(x.float()):
+                return scan_kernels.lin_rnn_kernel(self.gates(x).float(), with_output_gate=True)
         w_fc, w_o = self.gates.weight.split([2 * hd, hd]), self.gates.bias.split([2 * hd, hd])
         h = lin_rnn(F.linear(x, w_fc[0], w_o[0]), self.backend)
         if last_only:
