@@ -282,10 +282,7 @@ def test_cuda_kernels_do_not_sync_with_the_host():
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("with_groups", [False, True])
-def test_cuda_decompgrn_forward_does_not_sync_with_the_host(with_groups, request):
-    if with_groups:  # group_means counts members with torch.bincount, whose CUDA kernel reads
-        # the largest id on the host (its output length depends on it) even with minlength
-        request.applymarker(pytest.mark.xfail(reason="torch.bincount syncs on CUDA", strict=False))
+def test_cuda_decompgrn_forward_does_not_sync_with_the_host(with_groups):
     torch.manual_seed(0)
     model = DecompGRN(6, hidden=13).cuda()
     x = torch.randn(45, 30, 6, device="cuda")

@@ -59,7 +59,9 @@ def group_means(y: Tensor, group_ids: Tensor, n_groups: int | None = None) -> Te
     if n_groups is None:
         n_groups = int(group_ids.max()) + 1
     sums = y.new_zeros(y.shape[0], n_groups, y.shape[2]).index_add_(1, group_ids, y)
-    counts = torch.bincount(group_ids, minlength=n_groups).clamp_min(1).to(y.dtype)
+    # counted with index_add_ too: torch.bincount reads the largest id on the host on CUDA
+    ones = y.new_ones(group_ids.shape[0])
+    counts = y.new_zeros(n_groups).index_add_(0, group_ids, ones).clamp_min(1)
     return sums / counts[:, None]
 
 
