@@ -1,11 +1,23 @@
 """Training throughput: sequence dataset + DecompGRN (and the GRU baseline) on the CN dev panel.
 
-Prints stock-days per second for (a) building the Alpha360 batches alone, (b) a training step
-(forward + backward + AdamW) on prebuilt batches, (c) the end-to-end `fit` epoch (batches built
-on the fly, no cache), and the process's peak RSS (target <= 6 GB).
+Default mode prints stock-days per second for (a) building the Alpha360 batches alone, (b) a
+training step (forward + backward + AdamW) on prebuilt batches, (c) the end-to-end `fit` epoch
+(batches built on the fly, no cache), and the process's peak RSS (target <= 6 GB).
+
+``--cores`` asks how to use two cores: one job on 2 intra-op threads, or two jobs (processes) on
+1 thread each, both training the same model on 800-stock batches (T 60, F 6) for a fixed time;
+it prints the stock-days per second of each arrangement.
+
+``--job`` runs one real rolling job of a run config (``configs/system_b_cpu.yaml``: the first
+retrain, 2017) through ``deepalpha.train.rolling.run_job``, the code `deepalpha run` uses, and
+prints where its time goes: batch assembly (raw windows), normalisation, train steps,
+validation, prediction (model) and the rest, with stock-days per second per core for training.
+The stages are timed by wrapping the functions the job calls (the job itself is unchanged).
 
     python benchmarks/bench_train.py                      # real data at ../shared/data/cn
     python benchmarks/bench_train.py --data /path --dates 30 --models decompgrn gru --threads 2
+    python benchmarks/bench_train.py --job --models gru decompgrn --threads 1 --epochs 1
+    python benchmarks/bench_train.py --cores --models gru rnn_lin decompgrn
 
 Falls back to a synthetic market (``deepalpha.data.synth.write_market``) when the real data is
 absent. Timings on a shared machine are noisy: the load average is printed next to them.
@@ -48,6 +60,171 @@ def load_panel(args):
     return panel
 
 
+class Clock:
+    """Accumulated seconds per stage, from wrapped functions (nested stages are subtracted)."""
+
+    def __init__(self) -> None:
+        self.sec: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._stack: list[list[float]] = []
+
+    def wrap(self, name: str, fn):
+        def timed(*a, **k):
+            self._stack.append([0.0])
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                dt = time.perf_counter() - t0
+                inner = self._stack.pop()[0]
+                self.sec[name] = self.sec.get(name, 0.0) + dt - inner
+                self.calls[name] = self.calls.get(name, 0) + 1
+                if self._stack:
+                    self._stack[-1][0] += dt
+
+        return timed
+
+
+def job_breakdown(args) -> None:
+    """One rolling job per model with every stage timed (see the module docstring)."""
+    import deepalpha.features.sequences as sequences
+    import deepalpha.train.datasets as datasets
+    import deepalpha.train.rolling as rolling
+    import deepalpha.train.trainer as trainer
+    from deepalpha.workflows.config import load_run_config
+    from deepalpha.workflows.data import load_panel as load_run_panel
+
+    cfg = load_run_config(args.config, {"data.path": args.data})
+    roll = cfg.rolling.model_copy(
+        update={
+            "train": cfg.rolling.train.model_copy(update={"max_epochs": args.epochs}),
+            "threads_per_job": args.threads,
+        }
+    )
+    t0 = time.perf_counter()
+    panel = load_run_panel(Path(args.data), cfg.data)
+    data = rolling._select_panel(panel, roll)
+    print(f"load {args.data}: {data}  ({time.perf_counter() - t0:.1f} s)", flush=True)
+    ds0 = rolling.build_dataset(data, roll.dataset)
+    jobs = rolling.plan_jobs(data.dates, roll, int(ds0.sample_dates()[0]))
+    for name in args.models:
+        job = next(j for j in jobs if j.model == name)
+        clock = Clock()
+        patches = [
+            (sequences.SequenceSource, "raw_window"),
+            (datasets, "normalize_window"),
+            (datasets, "rank_normalize"),
+            (datasets.SequenceDataset, "_make"),
+            (trainer, "evaluate"),
+            (trainer, "fit"),
+            (rolling, "fit"),
+            (rolling, "predict"),
+            (rolling, "build_dataset"),
+        ]
+        names = {
+            "raw_window": "batch: raw windows",
+            "normalize_window": "batch: normalisation",
+            "rank_normalize": "batch: normalisation",
+            "_make": "batch: rest (masks, groups)",
+            "evaluate": "validation (model)",
+            "fit": "train steps",
+            "predict": "prediction (model)",
+            "build_dataset": "dataset setup",
+        }
+        saved = [(obj, attr, getattr(obj, attr)) for obj, attr in patches]
+        for obj, attr, fn in saved:
+            if attr == "fit" and obj is rolling:
+                setattr(obj, attr, trainer.fit)  # the wrapped one below
+                continue
+            setattr(obj, attr, clock.wrap(names[attr], fn))
+        try:
+            t0 = time.perf_counter()
+            res = rolling.run_job(roll, data, job)
+            total = time.perf_counter() - t0
+        finally:
+            for obj, attr, fn in saved:
+                setattr(obj, attr, fn)
+        hist = res.history
+        train_rows = sum(h["train_stock_days"] for h in hist)
+        n_pred = len(res.score)
+        print(
+            f"\n== job {job.key} ({len(hist)} epochs, {train_rows:,} train stock-days, "
+            f"{n_pred:,} predicted stock-days, {args.threads} thread(s)); {load()}"
+        )
+        accounted = 0.0
+        for stage in dict.fromkeys(names.values()):
+            sec = clock.sec.get(stage, 0.0)
+            accounted += sec
+            print(f"  {stage:32s} {sec:8.1f} s  {100 * sec / total:5.1f} %")
+        print(f"  {'other (writing, model setup)':32s} {total - accounted:8.1f} s")
+        print(f"  {'total':32s} {total:8.1f} s")
+        step = clock.sec.get("train steps", float("nan"))
+        print(
+            f"  -> training {train_rows / step:,.0f} stock-days/s on the steps alone, "
+            f"{train_rows / total:,.0f} stock-days/s for the whole job; per core "
+            f"{train_rows / total / args.threads:,.0f}"
+        )
+
+
+def _steps_for(name: str, threads: int, seconds: float, stocks: int, queue) -> None:
+    """Train ``name`` on random [stocks, 60, 6] batches for ``seconds``; put stock-days done."""
+    torch.set_num_threads(threads)
+    from deepalpha.models import build_model, cap_groups
+    from deepalpha.train.allocator import retain_freed_memory
+
+    retain_freed_memory()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(stocks, 60, 6, generator=g), torch.randn(stocks, generator=g)
+    groups = cap_groups(torch.randn(stocks, generator=g), 20)
+    model = build_model(name, 6, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss = torch.nn.functional.mse_loss(model(x, groups), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    done, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        done += stocks
+    queue.put(done / (time.perf_counter() - t0))
+
+
+def cores(args) -> None:
+    """Two cores: one job with 2 threads vs two 1-thread jobs at once (see the docstring)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    print(f"== two cores, {args.stocks} stocks a step, T 60; {load()}")
+    for name in args.models:
+        rates = {}
+        for label, procs, threads in (("1 job x 2 threads", 1, 2), ("2 jobs x 1 thread", 2, 1)):
+            q = ctx.Queue()
+            ps = [
+                ctx.Process(target=_steps_for, args=(name, threads, args.seconds, args.stocks, q))
+                for _ in range(procs)
+            ]
+            for p in ps:
+                p.start()
+            rates[label] = sum(q.get() for _ in ps)
+            for p in ps:
+                p.join()
+        a, b = rates.values()
+        print(
+            f"{name:10s} 1 job x 2 threads {a:8,.0f} stock-days/s   2 jobs x 1 thread {b:8,.0f}"
+            f"   -> two jobs {b / a:4.2f}x"
+        )
+    print(f"done; {load()}")
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) {five:.2f} (5 min)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "cn"))
@@ -61,8 +238,21 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--universe", default="all")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--job", action="store_true", help="per-stage breakdown of one rolling job")
+    ap.add_argument("--config", default=str(REPO / "configs" / "system_b_cpu.yaml"))
+    ap.add_argument("--epochs", type=int, default=1, help="--job: max epochs")
+    ap.add_argument("--cores", action="store_true", help="2 threads x 1 job vs 1 thread x 2 jobs")
+    ap.add_argument("--seconds", type=float, default=20.0, help="--cores: seconds per arrangement")
+    ap.add_argument("--stocks", type=int, default=800, help="--cores: stocks per step")
     args = ap.parse_args()
+    if args.cores:
+        return cores(args)
     torch.set_num_threads(args.threads)
+    if args.job:
+        from deepalpha.train.allocator import retain_freed_memory
+
+        retain_freed_memory()
+        return job_breakdown(args)
 
     from deepalpha.models.registry import count_parameters
     from deepalpha.train.datasets import SequenceDataset
