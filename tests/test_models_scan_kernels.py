@@ -108,3 +108,17 @@ def test_models_agree_with_and_without_the_kernels(name, monkeypatch):
 def test_torch_fallback_is_the_same_recurrence():
     z = _z(30, 20, 2 * 5).float()
     torch.testing.assert_close(lin_rnn_kernel(z), lin_rnn_packed(z), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("gates", [2, 3])
+def test_last_only_equals_the_last_step_of_the_full_scan(gates):
+    z = _z(40, 90, gates * 7).float()
+    w = torch.randn(90, 7, generator=torch.Generator().manual_seed(2))
+    full_leaf, last_leaf = z.clone().requires_grad_(), z.clone().requires_grad_()
+    full = lin_rnn_kernel(full_leaf, with_output_gate=gates == 3)
+    (full[-1] * w).sum().backward()
+    last = lin_rnn_kernel(last_leaf, with_output_gate=gates == 3, last_only=True)
+    (last * w).sum().backward()
+    assert last.shape == (90, 7)
+    assert torch.equal(last, full[-1])
+    assert torch.equal(last_leaf.grad, full_leaf.grad)

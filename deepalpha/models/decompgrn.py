@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from deepalpha.models.rnn import RNNLinLayer, lin_rnn, time_major
+from deepalpha.models.rnn import RNNLinLayer, lin_rnn_last, time_major
 from deepalpha.models.scan import Backend
 
 
@@ -111,7 +111,7 @@ class DecompGRN(nn.Module):
         w_fc = torch.cat([w[0][:hd] + u_f, w[0][hd:]])
         z = F.linear(y1, w_fc, b[0])  # [zf | zc]
         z[..., :hd] -= F.linear(m, u_f).index_select(1, group_ids)
-        h = lin_rnn(z, self.backend)
+        h_last = lin_rnn_last(z, self.backend)  # [n, h]
         d_last = y1[-1] - m[-1].index_select(0, group_ids)  # [n, h]
         o_last = torch.sigmoid(F.linear(y1[-1], w[1], b[1]) + F.linear(d_last, u_o))
-        return self.head(o_last * h[-1]).squeeze(-1)
+        return self.head(o_last * h_last).squeeze(-1)

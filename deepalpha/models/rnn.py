@@ -53,6 +53,17 @@ def lin_rnn(z: Tensor, backend: Backend = "fused") -> Tensor:
     return linear_scan(torch.sigmoid(zf), torch.sigmoid(-zf) * F.silu(zc), backend=backend)
 
 
+def lin_rnn_last(z: Tensor, backend: Backend = "fused") -> Tensor:
+    """The last step of ``lin_rnn(z, backend)``: ``z [t, n, 2h] -> h_T [n, h] float32``.
+
+    On the C kernels the backward then takes the last step's gradient alone (no zero-filled
+    ``[t, n, h]`` gradient); elsewhere it is ``lin_rnn(z, backend)[-1]``.
+    """
+    if backend == "fused" and not scan_triton.available(z) and scan_kernels.available(z.float()):
+        return scan_kernels.lin_rnn_kernel(z.float(), last_only=True)
+    return lin_rnn(z, backend)[-1]
+
+
 class RNNLinLayer(nn.Module):
     """One RNN-LIN layer: ``x [t, n, d_in] -> y [t, n, h]`` (or ``y_T [n, h]`` when ``last_only``).
 
@@ -75,9 +86,10 @@ class RNNLinLayer(nn.Module):
             if scan_kernels.available(x.float()):
                 return scan_kernels.lin_rnn_kernel(self.gates(x).float(), with_output_gate=True)
         w_fc, w_o = self.gates.weight.split([2 * hd, hd]), self.gates.bias.split([2 * hd, hd])
-        h = lin_rnn(F.linear(x, w_fc[0], w_o[0]), self.backend)
+        z = F.linear(x, w_fc[0], w_o[0])
         if last_only:
-            return torch.sigmoid(F.linear(x[-1], w_fc[1], w_o[1])) * h[-1]
+            return torch.sigmoid(F.linear(x[-1], w_fc[1], w_o[1])) * lin_rnn_last(z, self.backend)
+        h = lin_rnn(z, self.backend)
         return torch.sigmoid(F.linear(x, w_fc[1], w_o[1])) * h
 
 

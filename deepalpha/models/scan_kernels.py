@@ -5,9 +5,12 @@ Legend of dimension letters:
 
     lin_rnn_kernel(z [t, ..., G*h]) -> h [t, ..., h]                   G = 2: z = [zf | zc]
     lin_rnn_kernel(z [t, ..., 3*h], with_output_gate=True) -> y [t, ..., h]   z = [zf | zc | zo]
+    lin_rnn_kernel(z [t, ..., G*h], last_only=True) -> h_T or y_T [..., h]   the last step only
 
 with ``f = sigmoid(zf)``, ``c = SiLU(zc)``, ``h_t = f_t h_{t-1} + (1 - f_t) c_t`` (``h_0 = 0``) and
-``y = sigmoid(zo) * h``. The kernels keep each (row, unit) recurrence's state in L1 and evaluate
+``y = sigmoid(zo) * h``. With ``last_only`` the scan still runs over every step, but only the last
+step is returned, and the backward takes that step's gradient alone (no zero-filled
+``[t, n, h]`` gradient is made or read). The kernels keep each (row, unit) recurrence's state in L1 and evaluate
 the gates inside the loop, forward and backward: one pass over memory each way, no ``[t, n, h]``
 temporaries (see the C file). ``available(z)`` says whether a tensor can take this path (CPU,
 float32, kernels built, ``h`` within the kernel's limit); callers fall back to the torch ops of
@@ -39,10 +42,13 @@ def _check(rc: int, what: str, shape: tuple[int, ...]) -> None:
 
 
 class _LinRNNKernel(torch.autograd.Function):
-    """``z [t, n, G*h]`` contiguous float32 -> ``h`` (G = 2) or ``y`` (G = 3) ``[t, n, h]``."""
+    """``z [t, n, G*h]`` contiguous float32 -> ``h`` (G = 2) or ``y`` (G = 3) ``[t, n, h]``, or
+    their last step ``[n, h]`` with ``last_only``."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, z: Tensor, gates: int, lib: ctypes.CDLL) -> Tensor:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx: FunctionCtx, z: Tensor, gates: int, last_only: bool, lib: ctypes.CDLL
+    ) -> Tensor:
         t_len, n, width = z.shape
         hd = width // gates
         hs = z.new_empty((t_len, n, hd))
@@ -59,8 +65,9 @@ class _LinRNNKernel(torch.autograd.Function):
         )
         _check(rc, "linrnn_fwd", tuple(z.shape))
         ctx.save_for_backward(z, hs)
-        ctx.gates, ctx.lib = gates, lib  # type: ignore[attr-defined]
-        return hs if y is None else y
+        ctx.gates, ctx.last_only, ctx.lib = gates, last_only, lib  # type: ignore[attr-defined]
+        out = hs if y is None else y
+        return out[-1].clone() if last_only else out
 
     @staticmethod
     @once_differentiable
@@ -78,17 +85,19 @@ class _LinRNNKernel(torch.autograd.Function):
             n,
             hd,
             ctx.gates,  # type: ignore[attr-defined]
+            int(ctx.last_only),  # type: ignore[attr-defined]
             torch.get_num_threads(),
         )
         _check(rc, "linrnn_bwd", tuple(z.shape))
-        return dz, None, None
+        return dz, None, None, None
 
 
-def lin_rnn_kernel(z: Tensor, with_output_gate: bool = False) -> Tensor:
+def lin_rnn_kernel(z: Tensor, with_output_gate: bool = False, last_only: bool = False) -> Tensor:
     """Linear RNN from packed gate pre-activations on the C kernels (see the module docstring).
 
     ``z [t, ..., G*h] float32`` on the CPU (``G = 3`` with ``with_output_gate``, else 2) ->
-    ``[t, ..., h] float32``: ``y = sigmoid(zo) * h`` with the output gate, else ``h``.
+    ``[t, ..., h] float32``: ``y = sigmoid(zo) * h`` with the output gate, else ``h``; only the
+    last step ``[..., h]`` with ``last_only``.
     Raises ``RuntimeError`` when the kernels are unavailable (check ``available`` first).
     """
     gates = 3 if with_output_gate else 2
@@ -99,5 +108,6 @@ def lin_rnn_kernel(z: Tensor, with_output_gate: bool = False) -> Tensor:
         raise RuntimeError("the deepalpha C kernels are unavailable (see the earlier warning)")
     lead = z.shape[1:-1]
     flat = z.reshape(z.shape[0], -1, z.shape[-1]).contiguous()
-    out = _LinRNNKernel.apply(flat, gates, lib)
-    return out.reshape(z.shape[0], *lead, z.shape[-1] // gates)
+    out = _LinRNNKernel.apply(flat, gates, last_only, lib)
+    steps = () if last_only else (z.shape[0],)
+    return out.reshape(*steps, *lead, z.shape[-1] // gates)

@@ -57,7 +57,7 @@ SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "mhc_post_mix_bwd": (None, [_P] * 9 + [_I64, _I64, _I64, _I32]),
     "linrnn_max_h": (_I32, []),
     "linrnn_fwd": (_I32, [_P, _P, _P, _I64, _I64, _I64, _I32, _I32]),
-    "linrnn_bwd": (_I32, [_P, _P, _P, _P, _I64, _I64, _I64, _I32, _I32]),
+    "linrnn_bwd": (_I32, [_P, _P, _P, _P, _I64, _I64, _I64, _I32, _I32, _I32]),
 }
 
 

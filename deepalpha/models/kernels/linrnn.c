@@ -99,10 +99,11 @@ static void fwd_tile(const float *restrict z, float *restrict hs, float *restric
 }
 
 /* Backward of rows [r0, r1): reads z, h and the upstream gradient g_out ([t, n, h]: dL/dh when
- * gates == 2, dL/dy when gates == 3), writes dz [t, n, gates*h]. */
+ * gates == 2, dL/dy when gates == 3; with last_only, [n, h]: the gradient of the last step
+ * only, the others being 0), writes dz [t, n, gates*h]. */
 static void bwd_tile(const float *restrict z, const float *restrict hs,
                      const float *restrict g_out, float *restrict dz, int64_t t_len, int64_t n,
-                     int64_t hd, int gates, int64_t r0, int64_t r1)
+                     int64_t hd, int gates, int last_only, int64_t r0, int64_t r1)
 {
     float g[TILE * MAX_H], f_next[TILE * MAX_H], zeros[MAX_H];
     const int64_t zs = gates * hd;
@@ -116,7 +117,9 @@ static void bwd_tile(const float *restrict z, const float *restrict hs,
             const float *restrict zr = z + row * zs;
             const float *restrict hr = hs + row * hd;
             const float *restrict hp = t > 0 ? hs + ((t - 1) * n + r0 + r) * hd : zeros;
-            const float *restrict go = g_out + row * hd;
+            const float *restrict go = !last_only       ? g_out + row * hd
+                                       : t == t_len - 1 ? g_out + (r0 + r) * hd
+                                                        : zeros;
             float *restrict dzr = dz + row * zs;
             float *restrict gr = g + r * hd;
             float *restrict fr = f_next + r * hd;
@@ -166,10 +169,11 @@ int linrnn_fwd(const float *z, float *hs, float *y, int64_t t_len, int64_t n, in
     return 0;
 }
 
-/* Gradient of linrnn_fwd: g_out [t, n, h] (dL/dh for gates == 2, dL/dy for gates == 3) ->
- * dz [t, n, gates*h]. Returns 0, or 1 for a bad size. */
-int linrnn_bwd(const float *z, const float *hs, const float *g_out, float *dz,
-                      int64_t t_len, int64_t n, int64_t hd, int gates, int num_threads)
+/* Gradient of linrnn_fwd: g_out [t, n, h] (dL/dh for gates == 2, dL/dy for gates == 3), or
+ * [n, h] for the last step alone when last_only != 0 -> dz [t, n, gates*h]. Returns 0, or 1 for
+ * a bad size. */
+int linrnn_bwd(const float *z, const float *hs, const float *g_out, float *dz, int64_t t_len,
+               int64_t n, int64_t hd, int gates, int last_only, int num_threads)
 {
     if (hd > MAX_H || hd < 1 || (gates != 2 && gates != 3))
         return 1;
@@ -178,7 +182,7 @@ int linrnn_bwd(const float *z, const float *hs, const float *g_out, float *dz,
 #pragma omp parallel for num_threads(num_threads) schedule(static) if (n >= MIN_PARALLEL_ROWS)
     for (int64_t i = 0; i < tiles; ++i) {
         int64_t r0 = i * TILE, r1 = r0 + TILE < n ? r0 + TILE : n;
-        bwd_tile(z, hs, g_out, dz, t_len, n, hd, gates, r0, r1);
+        bwd_tile(z, hs, g_out, dz, t_len, n, hd, gates, last_only, r0, r1);
     }
     return 0;
 }
