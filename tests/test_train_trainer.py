@@ -190,3 +190,39 @@ def test_stocks_per_date_subsamples_rows_consistently(seq_ds):
                                                        stocks_per_date=25))  # fmt: skip
     assert {len(g) for g in m.seen} == {25}
     assert res.history[0]["train_stock_days"] == 25 * res.history[0]["train_dates"]
+
+
+def test_dates_per_step_keeps_each_date_apart(seq_ds):
+    """Stacked dates: DecompGRN's scores equal its per-date scores (groups offset per date, and
+    dates without groups get one of their own), and the loss is the mean of per-date losses."""
+    from deepalpha.train.losses import get_loss
+    from deepalpha.train.trainer import _stack, _step_loss
+
+    torch.manual_seed(0)
+    model = make_model("decompgrn", seq_ds.n_features, seed=0, hidden=8)
+    parts = [seq_ds.batch(int(t)) for t in seq_ds.sample_dates()[40:43]]
+    for with_groups in (True, False):
+        ps = parts if with_groups else [
+            type(b)(t=b.t, idx=b.idx, x=b.x, y=b.y, group_ids=None) for b in parts
+        ]  # fmt: skip
+        batch, sizes = _stack(ps)
+        assert sizes == [len(b.idx) for b in ps] and len(batch.idx) == sum(sizes)
+        with torch.no_grad():
+            together = model(batch.x, batch.group_ids).split(sizes)
+            apart = [model(b.x, b.group_ids) for b in ps]
+        for a, b in zip(together, apart, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    loss_fn = get_loss("ic")
+    p = torch.randn(sum(sizes))
+    want = torch.stack([loss_fn(pi, b.y) for pi, b in zip(p.split(sizes), parts, strict=True)])
+    torch.testing.assert_close(_step_loss(loss_fn, p, batch.y, sizes), want.mean())
+    assert _stack(parts[:1])[0] is parts[0]
+
+
+def test_dates_per_step_counts_dates_and_steps(seq_ds):
+    train, _ = _split(seq_ds)
+    cfg = TrainConfig(max_epochs=1, progress=False, dates_per_step=4, seed=3)
+    res = fit(make_model("gru", seq_ds.n_features, seed=0), seq_ds, train[:22], None, cfg)
+    rec = res.history[0]
+    assert rec["train_dates"] == 22 and rec["train_steps"] == 6  # 4 + 4 + 4 + 4 + 4 + 2
+    assert np.isfinite(rec["train_loss"])
