@@ -16,9 +16,7 @@ from test_train_helpers import make_panel, small_rolling_config
 from typer.testing import CliRunner
 
 from deepalpha.cli import app
-from deepalpha.train.job_progress import JobProgressWatcher, JobProgressWriter, progress_file
-from deepalpha.train.rolling import run_rolling
-from deepalpha.workflows.progress import (
+from deepalpha.progress import (
     NullReporter,
     PlainReporter,
     RichReporter,
@@ -26,6 +24,8 @@ from deepalpha.workflows.progress import (
     make_reporter,
     stage,
 )
+from deepalpha.train.job_progress import JobProgressWatcher, JobProgressWriter, progress_file
+from deepalpha.train.rolling import run_rolling
 
 runner = CliRunner(env={"COLUMNS": "200"})
 SUMMARY = re.compile(r"^\[(\d+)/(\d+)\] linear/w6/\S+/s0: best val RankIC [+-]\d\.\d{4} at epoch")

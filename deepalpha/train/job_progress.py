@@ -13,7 +13,7 @@ crashed worker leaves at worst a stale file (the folder is named like the run's 
 and ``tail -f`` on a job's file shows its epochs while it runs.
 
 The reporter is any object with ``job_started(key)``, ``epoch(key, epoch, val_rank_ic,
-max_epochs)`` and ``job_finished(key, summary)`` (see `deepalpha.workflows.progress`); all its
+max_epochs)`` and ``job_finished(key, summary)`` (see `deepalpha.progress`); all its
 calls happen under the watcher's lock, so they never interleave.
 """
 

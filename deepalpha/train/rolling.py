@@ -46,6 +46,7 @@ from deepalpha.config import Strict
 from deepalpha.data.panel import Panel
 from deepalpha.errors import ConfigError, DataError
 from deepalpha.features.sequences import SEQ_FIELDS
+from deepalpha.progress import make_reporter
 from deepalpha.train.datasets import CrossSectionDataset, SequenceDataset, TabularDataset
 from deepalpha.train.executors import make_executor
 from deepalpha.train.job_progress import JobProgressWatcher, JobProgressWriter
@@ -580,7 +581,7 @@ def run_rolling(
     ConfigError). Predictions are written to ``run_dir/predictions.parquet`` when every job is
     finished.
 
-    ``reporter``: receives the jobs' progress (`deepalpha.workflows.progress`; epochs from worker
+    ``reporter``: receives the jobs' progress (`deepalpha.progress`; epochs from worker
     processes arrive through `deepalpha.train.job_progress` files); default: a live display on a
     terminal, plain lines otherwise, nothing when ``progress`` is False.
     """
@@ -597,8 +598,6 @@ def run_rolling(
         cfg.executor, workers=cfg.workers, address=cfg.address, scratch=run_dir / "data"
     )
     if reporter is None:
-        from deepalpha.workflows.progress import make_reporter
-
         reporter = make_reporter(quiet=not progress)
     workers = 1 if cfg.executor == "local" else cfg.workers
     reporter.jobs_begin(len(jobs), len(todo), workers, f"rolling ({cfg.executor})")

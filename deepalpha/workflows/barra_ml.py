@@ -30,6 +30,7 @@ from deepalpha.data.panel import Panel
 from deepalpha.data.predictions import long_to_dense
 from deepalpha.evaluate.performance import pure_factor_summary
 from deepalpha.evaluate.summary import evaluate_signal
+from deepalpha.progress import fraction_stage, resolve_reporter
 from deepalpha.risk.factor_tools import (
     forward_returns,
     orthogonalize,
@@ -42,7 +43,6 @@ from deepalpha.train.rolling import run_rolling
 from deepalpha.workflows.config import BarraMLConfig
 from deepalpha.workflows.data import panel_industries, truth_signal
 from deepalpha.workflows.decompgrn import entry_inputs
-from deepalpha.workflows.progress import fraction_stage, resolve_reporter
 from deepalpha.workflows.results import SignalResult, model_params, predictions_by
 
 
@@ -83,7 +83,7 @@ def run_barra_ml(
     reporter: Any = None,
 ) -> dict[str, Any]:
     """Run (or resume) System A under ``run_dir``; returns the results dict (see `results`).
-    ``reporter``: see `deepalpha.workflows.progress` (default from ``progress``)."""
+    ``reporter``: see `deepalpha.progress` (default from ``progress``)."""
     rep = resolve_reporter(reporter, progress)
     with fraction_stage(rep, "risk model (monthly)") as cb:
         model = monthly_risk_model(cfg, panel, data_path, run_dir / "risk_monthly", progress=cb)

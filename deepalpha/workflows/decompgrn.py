@@ -23,10 +23,10 @@ from deepalpha.data.universe import entry_masks
 from deepalpha.evaluate.summary import evaluate_signal
 from deepalpha.features.labels import forward_return
 from deepalpha.portfolio.costs import CostConfig, cost_rates
+from deepalpha.progress import resolve_reporter
 from deepalpha.train.rolling import run_rolling
 from deepalpha.workflows.config import DecompGRNConfig
 from deepalpha.workflows.data import truth_signal
-from deepalpha.workflows.progress import resolve_reporter
 from deepalpha.workflows.results import SignalResult, model_params, predictions_by
 
 
@@ -80,7 +80,7 @@ def run_decompgrn(
     reporter: Any = None,
 ) -> dict[str, Any]:
     """Run (or resume) System B under ``run_dir``; returns the results dict. ``reporter``: see
-    `deepalpha.workflows.progress` (default from ``progress``)."""
+    `deepalpha.progress` (default from ``progress``)."""
     rep = resolve_reporter(reporter, progress)
     rolled = run_rolling(panel, cfg.rolling, run_dir / "rolling", reporter=rep)
     preds = rolled.predictions

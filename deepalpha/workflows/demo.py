@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from deepalpha.config import read_yaml
+from deepalpha.progress import make_reporter
 from deepalpha.workflows.config import DataSpec, SynthSpec, parse_config
 from deepalpha.workflows.data import resolve_data
-from deepalpha.workflows.progress import make_reporter
 from deepalpha.workflows.run import print_tables, run_config, wide_console
 
 DEMO_CONFIGS = Path(__file__).with_name("demo_configs")

@@ -21,8 +21,8 @@ from pydantic import Field
 from deepalpha.config import Strict
 from deepalpha.data.predictions import read_predictions
 from deepalpha.portfolio.enhance import BacktestConfig, backtest_predictions, write_result
+from deepalpha.progress import NullReporter, fraction_stage, stage
 from deepalpha.risk.model import RiskConfig, build_risk_model
-from deepalpha.workflows.progress import NullReporter, fraction_stage, stage
 from deepalpha.workflows.results import signal_file
 
 
@@ -71,7 +71,7 @@ def run_portfolios(
     reporter: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Backtest every (signal, index); returns ``{key: {index: metrics}}``. ``reporter``
-    (`deepalpha.workflows.progress`) shows the risk model and backtest bars."""
+    (`deepalpha.progress`) shows the risk model and backtest bars."""
     say = log or (lambda msg: None)
     rep = reporter if reporter is not None else NullReporter()
     risk_dir = None

@@ -82,11 +82,11 @@ def run_config(
 ) -> dict[str, Any]:
     """Run a validated config; returns the metrics dict written to ``metrics.json``.
 
-    ``reporter`` (`deepalpha.workflows.progress`) shows the stages, the rolling jobs, the risk
+    ``reporter`` (`deepalpha.progress`) shows the stages, the rolling jobs, the risk
     model and backtest bars; default: a live display when ``console`` is a terminal, plain lines
     when not, nothing when not ``progress``.
     """
-    from deepalpha.workflows.progress import make_reporter
+    from deepalpha.progress import make_reporter
 
     console = console or Console()
     own = reporter is None
