@@ -4,42 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.nn import functional as F
+from linrnn_reference import check_against_reference, packed_z
 
 from deepalpha.models import build_model, cap_groups, kernels
-from deepalpha.models.scan import lin_rnn_packed, scan_reference
+from deepalpha.models.scan import lin_rnn_packed
 from deepalpha.models.scan_kernels import available, lin_rnn_kernel
 
 pytestmark = pytest.mark.skipif(kernels.library() is None, reason="C kernels unavailable")
 
 
-def _reference(z: torch.Tensor, gates: int) -> torch.Tensor:
-    """``h`` (gates 2) or ``sigmoid(zo) h`` (gates 3) step by step, from packed ``z``."""
-    hd = z.shape[-1] // gates
-    zf, zc = z[..., :hd], z[..., hd : 2 * hd]
-    h = scan_reference(torch.sigmoid(zf), (1 - torch.sigmoid(zf)) * F.silu(zc))
-    return h if gates == 2 else torch.sigmoid(z[..., 2 * hd :]) * h
-
-
-def _z(t, n, width, seed=0, scale=3.0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(t, n, width, generator=g, dtype=torch.float64) * scale
-
-
 @pytest.mark.parametrize("gates", [2, 3])
 @pytest.mark.parametrize("n, hd", [(5, 3), (70, 8), (200, 13)])  # one thread, tiles, odd h
 def test_forward_and_gradient_match_float64_reference_t150(gates, n, hd):
-    z64 = _z(150, n, gates * hd)
-    w = _z(150, n, hd, seed=1, scale=1.0)
-    ref_leaf = z64.clone().requires_grad_()
-    ref = _reference(ref_leaf, gates)
-    (ref * w).sum().backward()
-    leaf = z64.float().requires_grad_()
-    out = lin_rnn_kernel(leaf, with_output_gate=gates == 3)
-    (out * w.float()).sum().backward()
-    assert out.dtype == torch.float32 and out.shape == (150, n, hd)
-    torch.testing.assert_close(out.double(), ref.detach(), atol=2e-5, rtol=2e-5)
-    torch.testing.assert_close(leaf.grad.double(), ref_leaf.grad, atol=5e-5, rtol=5e-5)
+    check_against_reference(lin_rnn_kernel, 150, n, hd, gates)
 
 
 def test_extreme_preactivations_stay_finite_and_saturate():
@@ -53,7 +30,7 @@ def test_extreme_preactivations_stay_finite_and_saturate():
 
 
 def test_leading_dims_are_flattened_and_restored():
-    z = _z(20, 12, 3 * 4).float().reshape(20, 3, 4, 12)
+    z = packed_z(20, 12, 3 * 4).float().reshape(20, 3, 4, 12)
     out = lin_rnn_kernel(z, with_output_gate=True)
     assert out.shape == (20, 3, 4, 4)
     flat = lin_rnn_kernel(z.reshape(20, 12, 12), with_output_gate=True)
@@ -61,7 +38,7 @@ def test_leading_dims_are_flattened_and_restored():
 
 
 def test_same_result_at_one_and_two_threads():
-    z = _z(60, 300, 2 * 16).float()
+    z = packed_z(60, 300, 2 * 16).float()
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -106,13 +83,13 @@ def test_models_agree_with_and_without_the_kernels(name, monkeypatch):
 
 
 def test_torch_fallback_is_the_same_recurrence():
-    z = _z(30, 20, 2 * 5).float()
+    z = packed_z(30, 20, 2 * 5).float()
     torch.testing.assert_close(lin_rnn_kernel(z), lin_rnn_packed(z), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("gates", [2, 3])
 def test_last_only_equals_the_last_step_of_the_full_scan(gates):
-    z = _z(40, 90, gates * 7).float()
+    z = packed_z(40, 90, gates * 7).float()
     w = torch.randn(90, 7, generator=torch.Generator().manual_seed(2))
     full_leaf, last_leaf = z.clone().requires_grad_(), z.clone().requires_grad_()
     full = lin_rnn_kernel(full_leaf, with_output_gate=gates == 3)

@@ -11,7 +11,8 @@ Three kinds of test:
 - a CUDA device (and Triton): the same comparisons on the device, RNN-LIN and DecompGRN forward
   and backward on CUDA against the CPU (C kernels), and no host synchronisation.
 
-CI has neither Triton nor a GPU, so only the first kind runs there; the CPU kernel tests live in
+CI has no GPU, so the third kind never runs there, and the second only where Triton is
+installed (the dev box has it); the CPU kernel tests live in
 ``tests/test_models_scan_kernels.py``. ``benchmarks/gpu_check.sh`` runs this file on a GPU.
 """
 
@@ -22,12 +23,11 @@ import sys
 
 import pytest
 import torch
-from torch.nn import functional as F
+from linrnn_reference import check_against_reference, packed_z, reference
 
 from deepalpha.models import scan_triton
 from deepalpha.models.decompgrn import DecompGRN
 from deepalpha.models.rnn import RNNLin
-from deepalpha.models.scan import scan_reference
 from deepalpha.models.scan_triton import available, lin_rnn_triton
 
 HAS_TRITON = scan_triton._triton() is not None
@@ -38,34 +38,8 @@ needs_gpu = pytest.mark.skipif(
 )
 
 
-def _reference(z: torch.Tensor, gates: int) -> torch.Tensor:
-    """``h`` (gates 2) or ``sigmoid(zo) h`` (gates 3) step by step, from packed ``z``."""
-    hd = z.shape[-1] // gates
-    zf, zc = z[..., :hd], z[..., hd : 2 * hd]
-    h = scan_reference(torch.sigmoid(zf), (1 - torch.sigmoid(zf)) * F.silu(zc))
-    return h if gates == 2 else torch.sigmoid(z[..., 2 * hd :]) * h
-
-
-def _z(t, n, width, seed=0, scale=3.0, device="cpu"):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(t, n, width, generator=g, dtype=torch.float64) * scale).to(device)
-
-
 def _compare_to_reference(t, n, hd, gates, device):
-    """Forward and ``dz`` of ``lin_rnn_triton`` (float32) against float64 autograd through the
-    reference."""
-    z64 = _z(t, n, gates * hd, device=device)
-    w = _z(t, n, hd, seed=1, scale=1.0, device=device)
-    ref_leaf = z64.clone().requires_grad_()
-    ref = _reference(ref_leaf, gates)
-    (ref * w).sum().backward()
-    leaf = z64.float().requires_grad_()
-    out = lin_rnn_triton(leaf, with_output_gate=gates == 3)
-    (out * w.float()).sum().backward()
-    assert out.dtype == torch.float32 and out.shape == (t, n, hd)
-    assert leaf.grad.dtype == torch.float32 and leaf.grad.shape == z64.shape
-    torch.testing.assert_close(out.double(), ref.detach(), atol=2e-5, rtol=2e-5)
-    torch.testing.assert_close(leaf.grad.double(), ref_leaf.grad, atol=5e-5, rtol=5e-5)
+    check_against_reference(lin_rnn_triton, t, n, hd, gates, device)
 
 
 # --- always ---------------------------------------------------------------------------------
@@ -123,11 +97,11 @@ def _check_extremes_one_step_leading_dims_empty(device):
     assert torch.isfinite(h).all() and torch.isfinite(leaf.grad).all()
     # f = 0 takes c = 500; then f = 1 keeps it; then f = 1/2 averages with SiLU(40) = 40
     torch.testing.assert_close(h.flatten().cpu(), torch.tensor([500.0, 500.0, 270.0]))
-    z = _z(5, 12, 3 * 4, device=device).float().reshape(5, 3, 4, 12)
+    z = packed_z(5, 12, 3 * 4, device=device).float().reshape(5, 3, 4, 12)
     out = lin_rnn_triton(z, with_output_gate=True)
-    torch.testing.assert_close(out.reshape(5, 12, 4), _reference(z.reshape(5, 12, 12), 3))
+    torch.testing.assert_close(out.reshape(5, 12, 4), reference(z.reshape(5, 12, 12), 3))
     one = z[:1, ..., :8]  # t = 1, G = 2
-    torch.testing.assert_close(lin_rnn_triton(one), _reference(one, 2))
+    torch.testing.assert_close(lin_rnn_triton(one), reference(one, 2))
     assert lin_rnn_triton(z.new_zeros(0, 3, 4)).shape == (0, 3, 2)
     assert lin_rnn_triton(z.new_zeros(4, 0, 4)).shape == (4, 0, 2)
 
@@ -138,7 +112,7 @@ def test_interpreted_extremes_one_step_leading_dims_empty(interpret):
 
 
 def test_interpreted_bfloat16_reads_as_float32(interpret):
-    z = _z(6, 5, 3 * 4).bfloat16().requires_grad_()
+    z = packed_z(6, 5, 3 * 4).bfloat16().requires_grad_()
     z32 = z.detach().float().requires_grad_()
     y, y32 = lin_rnn_triton(z, True), lin_rnn_triton(z32, True)
     y.sum().backward()
@@ -244,7 +218,7 @@ def test_cuda_extremes_one_step_leading_dims_empty():
 @needs_gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_cuda_half_inputs_read_as_float32(dtype):
-    z = _z(40, 33, 3 * 7, device="cuda").to(dtype).requires_grad_()
+    z = packed_z(40, 33, 3 * 7, device="cuda").to(dtype).requires_grad_()
     z32 = z.detach().float().requires_grad_()
     y, y32 = lin_rnn_triton(z, True), lin_rnn_triton(z32, True)
     y.sum().backward()
@@ -269,7 +243,7 @@ def test_cuda_models_match_cpu_forward_and_backward(name, triton_calls):
 @pytest.mark.gpu
 @needs_gpu
 def test_cuda_kernels_do_not_sync_with_the_host():
-    z = _z(30, 20, 3 * 8, device="cuda").float().requires_grad_()
+    z = packed_z(30, 20, 3 * 8, device="cuda").float().requires_grad_()
     lin_rnn_triton(z, True).sum().backward()  # compile (and cache) both kernels first
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

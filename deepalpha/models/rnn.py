@@ -44,11 +44,10 @@ def lin_rnn(z: Tensor, backend: Backend = "fused") -> Tensor:
     ``a = f`` and ``b = sigmoid(-zf) * c`` (``1 - f`` without cancellation) and call
     ``linear_scan``. Computed in float32 (also under autocast). Returns ``h [t, n, h] float32``.
     """
-    if backend == "fused" and scan_triton.available(z):
-        return scan_triton.lin_rnn_triton(z)  # reads half precision as is, computes in float32
-    z = z.float()  # the scan runs in float32 also under autocast
     if backend == "fused":
-        return scan_kernels.lin_rnn_kernel(z) if scan_kernels.available(z) else lin_rnn_packed(z)
+        out = _kernel_scan(z)
+        return lin_rnn_packed(z.float()) if out is None else out
+    z = z.float()  # the scan runs in float32 also under autocast
     zf, zc = z.chunk(2, dim=-1)
     return linear_scan(torch.sigmoid(zf), torch.sigmoid(-zf) * F.silu(zc), backend=backend)
 
@@ -59,9 +58,30 @@ def lin_rnn_last(z: Tensor, backend: Backend = "fused") -> Tensor:
     On the C kernels the backward then takes the last step's gradient alone (no zero-filled
     ``[t, n, h]`` gradient); elsewhere it is ``lin_rnn(z, backend)[-1]``.
     """
-    if backend == "fused" and not scan_triton.available(z) and scan_kernels.available(z.float()):
-        return scan_kernels.lin_rnn_kernel(z.float(), last_only=True)
-    return lin_rnn(z, backend)[-1]
+    out = _kernel_scan(z, last_only=True) if backend == "fused" else None
+    return lin_rnn(z, backend)[-1] if out is None else out
+
+
+def _kernels_apply(t: Tensor) -> bool:
+    """Whether ``_kernel_scan`` has a kernel for tensors like ``t`` (Triton on CUDA, C on CPU)."""
+    return scan_triton.available(t) or scan_kernels.available(t.float())
+
+
+def _kernel_scan(
+    z: Tensor, *, with_output_gate: bool = False, last_only: bool = False
+) -> Tensor | None:
+    """The fused scan of packed gates ``z`` on a kernel: Triton on CUDA (reads half precision as
+    is), C on the CPU (float32); None when neither applies. Returns ``[t, n, h]`` float32, or the
+    last step ``[n, h]`` with ``last_only``."""
+    if scan_triton.available(z):
+        out = scan_triton.lin_rnn_triton(z, with_output_gate=with_output_gate)
+        return out[-1] if last_only else out
+    z = z.float()  # the scan runs in float32 also under autocast
+    if scan_kernels.available(z):
+        return scan_kernels.lin_rnn_kernel(
+            z, with_output_gate=with_output_gate, last_only=last_only
+        )
+    return None
 
 
 class RNNLinLayer(nn.Module):
@@ -80,11 +100,10 @@ class RNNLinLayer(nn.Module):
 
     def forward(self, x: Tensor, last_only: bool = False) -> Tensor:
         hd = self.hidden
-        if not last_only and self.backend == "fused":
-            if scan_triton.available(x):  # CUDA; half-precision gates (autocast) read as is
-                return scan_triton.lin_rnn_triton(self.gates(x), with_output_gate=True)
-            if scan_kernels.available(x.float()):
-                return scan_kernels.lin_rnn_kernel(self.gates(x).float(), with_output_gate=True)
+        if not last_only and self.backend == "fused" and _kernels_apply(x):
+            out = _kernel_scan(self.gates(x), with_output_gate=True)
+            if out is not None:
+                return out
         w_fc, w_o = self.gates.weight.split([2 * hd, hd]), self.gates.bias.split([2 * hd, hd])
         z = F.linear(x, w_fc[0], w_o[0])
         if last_only:

@@ -152,18 +152,32 @@ static void bwd_tile(const float *restrict z, const float *restrict hs,
     }
 }
 
+/* 1 for a size the kernels refuse (h outside [1, MAX_H], gates not 2 or 3), else 0. */
+static int bad_size(int64_t hd, int gates)
+{
+    return hd > MAX_H || hd < 1 || (gates != 2 && gates != 3);
+}
+
+/* Rows of tile i: [*r0, *r1). */
+static void tile_rows(int64_t i, int64_t n, int64_t *r0, int64_t *r1)
+{
+    *r0 = i * TILE;
+    *r1 = *r0 + TILE < n ? *r0 + TILE : n;
+}
+
 /* z [t, n, gates*h] -> hs [t, n, h] and, when gates == 3, y [t, n, h]. Returns 0, or 1 for a
  * bad size (h > MAX_H or gates not 2/3). */
 int linrnn_fwd(const float *z, float *hs, float *y, int64_t t_len, int64_t n, int64_t hd,
-                      int gates, int num_threads)
+               int gates, int num_threads)
 {
-    if (hd > MAX_H || hd < 1 || (gates != 2 && gates != 3))
+    if (bad_size(hd, gates))
         return 1;
     const int64_t tiles = (n + TILE - 1) / TILE;
     (void)num_threads;
 #pragma omp parallel for num_threads(num_threads) schedule(static) if (n >= MIN_PARALLEL_ROWS)
     for (int64_t i = 0; i < tiles; ++i) {
-        int64_t r0 = i * TILE, r1 = r0 + TILE < n ? r0 + TILE : n;
+        int64_t r0, r1;
+        tile_rows(i, n, &r0, &r1);
         fwd_tile(z, hs, y, t_len, n, hd, gates, r0, r1);
     }
     return 0;
@@ -175,13 +189,14 @@ int linrnn_fwd(const float *z, float *hs, float *y, int64_t t_len, int64_t n, in
 int linrnn_bwd(const float *z, const float *hs, const float *g_out, float *dz, int64_t t_len,
                int64_t n, int64_t hd, int gates, int last_only, int num_threads)
 {
-    if (hd > MAX_H || hd < 1 || (gates != 2 && gates != 3))
+    if (bad_size(hd, gates))
         return 1;
     const int64_t tiles = (n + TILE - 1) / TILE;
     (void)num_threads;
 #pragma omp parallel for num_threads(num_threads) schedule(static) if (n >= MIN_PARALLEL_ROWS)
     for (int64_t i = 0; i < tiles; ++i) {
-        int64_t r0 = i * TILE, r1 = r0 + TILE < n ? r0 + TILE : n;
+        int64_t r0, r1;
+        tile_rows(i, n, &r0, &r1);
         bwd_tile(z, hs, g_out, dz, t_len, n, hd, gates, last_only, r0, r1);
     }
     return 0;
