@@ -446,6 +446,7 @@ def run_side(name: str, args, work: Path) -> dict:
         peak_threads=sampler.peak_threads,
         peak_procs=sampler.peak_procs,
     )
+    out.write_text(json.dumps(res))  # the full record, so --qlib-result can reuse it
     print(f"[{name}] done in {wall:.0f} s; load average {loadavg()}", flush=True)
     return res
 

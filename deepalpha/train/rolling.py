@@ -65,6 +65,9 @@ class ModelSpec(Strict):
     tag: str | None = None
     kwargs: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="this model's seeds (None: the study's `seeds`)"
+    )
 
     @field_validator("train")
     @classmethod
@@ -291,11 +294,17 @@ def plan_jobs(dates: np.ndarray, cfg: RollingConfig, first_sample: int = 0) -> l
     if rs.size == 0:
         raise ConfigError(f"no retrain date between {start} and {cfg.end or dates[-1]}")
     nxt = np.r_[rs[1:], end]
+    # seed-major: every model's first seed before any second seed, so a run stopped part-way
+    # (and resumed later) has complete single-seed results first
+    seeds = {m.key: list(m.seeds or cfg.seeds) for m in cfg.models}
     jobs = []
-    for m in cfg.models:
-        for w in cfg.windows:
-            for r, rn in zip(rs, nxt, strict=True):
-                for seed in cfg.seeds:
+    for k in range(max(len(v) for v in seeds.values())):
+        for m in cfg.models:
+            if k >= len(seeds[m.key]):
+                continue
+            for w in cfg.windows:
+                for r, rn in zip(rs, nxt, strict=True):
+                    seed = seeds[m.key][k]
                     jobs.append(Job(m.key, int(w), str(dates[r]), int(seed), int(r), int(rn)))
     return jobs
 

@@ -27,7 +27,14 @@ from deepalpha.progress import resolve_reporter
 from deepalpha.train.rolling import run_rolling
 from deepalpha.workflows.config import DecompGRNConfig
 from deepalpha.workflows.data import truth_signal
-from deepalpha.workflows.results import SignalResult, model_params, predictions_by
+from deepalpha.workflows.results import (
+    SignalResult,
+    member_key,
+    model_params,
+    predictions_by,
+    seed_predictions,
+    seeds_of,
+)
 
 
 def entry_inputs(
@@ -118,7 +125,21 @@ def run_decompgrn(
         dense, _, _ = long_to_dense(predictions_by(preds, spec.key), panel.dates, panel.assets)
         has = np.isfinite(dense).any(axis=1)
         first = max(t0, int(np.argmax(has)))
-        results.append(evaluate(spec.key, dense, first, model_params(spec, n_feat)))
+        n_params = model_params(spec, n_feat)
+        ens = evaluate(spec.key, dense, first, n_params)
+        results.append(ens)
+        seeds = seeds_of(preds, spec.key)
+        if len(seeds) < 2:
+            continue
+        # a seed ensemble: each seed's own signal too, on the ensemble's dates, so the run shows
+        # what averaging adds and per-seed paired tests (`compare --paired`) can use them
+        ens.extra["members"] = [member_key(spec.key, s) for s in seeds]
+        for s in seeds:
+            one = seed_predictions(preds, spec.key, s)
+            d1, _, _ = long_to_dense(one, panel.dates, panel.assets)
+            r = evaluate(member_key(spec.key, s), d1, first, n_params)
+            r.extra.update({"member_of": spec.key, "seed": s})
+            results.append(r)
     oracle = truth_signal(data_path, "alpha_pv", panel.dates, panel.assets)
     if oracle is not None and results:
         results.append(evaluate("oracle (truth)", oracle, min(r.first_row for r in results), None))

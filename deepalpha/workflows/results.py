@@ -147,6 +147,91 @@ def series_frame(results: Sequence[SignalResult]) -> pl.DataFrame:
     return pl.concat(frames)
 
 
+def seed_predictions(preds: pl.DataFrame, model: str, seed: int) -> pl.DataFrame:
+    """One seed's signal of one model: date, asset, score (float64), the mean over windows of the
+    per-date z-scored scores (as `predictions_by`, for a single seed)."""
+    return predictions_by(preds.filter(pl.col("seed") == seed), model)
+
+
+def seeds_of(preds: pl.DataFrame, model: str) -> list[int]:
+    """Seeds with predictions of ``model``, ascending."""
+    return sorted(preds.filter(pl.col("model") == model)["seed"].unique().to_list())
+
+
+def member_key(model: str, seed: int) -> str:
+    """Key of one seed's signal in a multi-seed run: ``gru/s1``."""
+    return f"{model}/s{seed}"
+
+
+#: Figures compared between a seed ensemble and its single-seed members.
+SEED_FIGURES = ("rank_ic", "rank_icir", "rank_ic_win", "ls_ann_net", "top_turnover")
+
+
+def seed_ensembles(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """What averaging seeds adds, per model and universe, from a run's ``models`` records.
+
+    A record with ``members`` (its single-seed keys) is an ensemble. For each figure of
+    `SEED_FIGURES`: the ensemble's value, the members' mean, standard deviation (ddof 1; None for
+    one member), min and max, and ``gain`` = ensemble - members' mean.
+
+    Returns ``{model: {universe: {figure: {ensemble, mean, std, min, max, gain}, "n_seeds": k}}}``.
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    models = metrics["models"]
+    for key, rec in models.items():
+        members = [m for m in rec.get("members") or [] if m in models]
+        if not members:
+            continue
+        per_u: dict[str, dict[str, Any]] = {}
+        for u, s in rec["summary"].items():
+            row: dict[str, Any] = {"n_seeds": len(members)}
+            for f in SEED_FIGURES:
+                vals = [models[m]["summary"].get(u, {}).get(f) for m in members]
+                v = np.array([np.nan if x is None else float(x) for x in vals], dtype=np.float64)
+                v = v[np.isfinite(v)]
+                ens = s.get(f)
+                if v.size == 0 or ens is None:
+                    continue
+                mean = float(v.mean())
+                row[f] = {
+                    "ensemble": float(ens),
+                    "mean": mean,
+                    "std": float(v.std(ddof=1)) if v.size > 1 else None,
+                    "min": float(v.min()),
+                    "max": float(v.max()),
+                    "gain": float(ens) - mean,
+                }
+            per_u[u] = row
+        out[key] = per_u
+    return out
+
+
+def markdown_seed_table(metrics: dict[str, Any], universe: str) -> str:
+    """Seed ensembles vs their single seeds for one universe, as GitHub markdown (empty string
+    when the run has no multi-seed model)."""
+    ens = seed_ensembles(metrics)
+    rows = [(k, v[universe]) for k, v in ens.items() if universe in v]
+    if not rows:
+        return ""
+    lines = [
+        "| model | seeds | RankIC ensemble | RankIC single (mean ± sd) | gain | RankICIR ensemble "
+        "| RankICIR single | L-S net ensemble | L-S net single |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for k, r in rows:
+        ic, ir, ls = r.get("rank_ic", {}), r.get("rank_icir", {}), r.get("ls_ann_net", {})
+        sd = ic.get("std")
+        lines.append(
+            f"| {k} | {r['n_seeds']} | {fmt('rank_ic', ic.get('ensemble'))} | "
+            f"{fmt('rank_ic', ic.get('mean'))}"
+            + (f" ± {sd:.3f}" if sd is not None else "")
+            + f" | {ic.get('gain', float('nan')):+.4f} | {fmt('x', ir.get('ensemble'))} | "
+            f"{fmt('x', ir.get('mean'))} | {fmt('ls_ann_net', ls.get('ensemble'))} | "
+            f"{fmt('ls_ann_net', ls.get('mean'))} |"
+        )
+    return "\n".join(lines)
+
+
 def signal_file(key: str) -> str:
     """File stem of a signal key (``mlp/equal`` -> ``mlp__equal``)."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in key.replace("/", "__"))
@@ -166,6 +251,9 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
 def write_results(run_dir: Path, header: dict[str, Any], results: Sequence[SignalResult]) -> dict:
     """Write ``metrics.json`` and ``series.parquet``; returns the metrics dict."""
     metrics = {**header, "models": {r.key: result_record(r) for r in results}}
+    ens = seed_ensembles(metrics)
+    if ens:
+        metrics["seed_ensembles"] = ens
     sig_dir = run_dir / "signals"
     sig_dir.mkdir(exist_ok=True)
     for r in results:
