@@ -157,3 +157,25 @@ def test_horizon_from_metrics_or_option(tmp_path):
     assert set(df.filter(pl.col("metric") == "long_short")["horizon"]) == {1}
     res = runner.invoke(app, ["compare", "--paired", "mlp/equal", str(run), "--horizon", "0"])
     assert res.exit_code == 2
+
+
+def test_html_page_has_the_paired_section(sysb, tmp_path):
+    a, b = aligned(series(sysb, "mhc", "all", "rank_ic"), series(sysb, "mlp", "all", "rank_ic"))
+    w = paired_difference(a, b, horizon=10, n_boot=200, seed=5)
+    out = tmp_path / "cmp.html"
+    args = ["compare", "--paired", "mlp", str(sysb), "--n-boot", "200", "--seed", "5"]
+    res = runner.invoke(app, [*args, "--html", str(out)])
+    assert res.exit_code == 0, res.output
+    page = out.read_text()
+    assert 'id="paired"' in page and "Paired vs mlp" in page
+    assert "RankIC: every signal against the base" in page
+    assert "mhc vs mlp — all" in page and "oracle (truth) vs mlp — csi300" in page
+    row = ["all", "mhc", "mlp", f"{w['mean_a']:.4f}", f"{w['mean_b']:.4f}",
+           f"{w['mean_diff']:.4f}", f"{100 * w['win_rate']:.1f}%", f"{w['t_nw']:.2f}",
+           f"[{w['ci_low']:.4f}, {w['ci_high']:.4f}]", str(w["n"])]  # fmt: skip
+    cells = "".join(
+        f'<td class="l">{c}</td>' if i < 3 else f'<td class="neg">{c}</td>'
+        if c.startswith("-") and len(c) > 1 else f"<td>{c}</td>"
+        for i, c in enumerate(row)
+    )  # fmt: skip
+    assert cells in page

@@ -103,12 +103,10 @@ def _compare_paired(
     from rich.console import Console
 
     from deepalpha.cli.errors import print_error
-    from deepalpha.errors import ConfigError, DeepAlphaError
+    from deepalpha.errors import DeepAlphaError
     from deepalpha.workflows.paired import NOTE, markdown_tables, paired_frame, rich_tables
 
     try:
-        if html is not None:
-            raise ConfigError("--html does not apply to --paired")
         df = paired_frame(runs, base, universe=universe, horizon=horizon, n_boot=n_boot, seed=seed)
     except DeepAlphaError as e:  # exit 2 here too, so CliRunner callers see main()'s code
         print_error(e)
@@ -116,6 +114,12 @@ def _compare_paired(
     if df.height == 0:
         print(f"no series to compare with {base} (universe {universe or 'any'})")
         return
+    if html is not None:  # the compare page with the paired section after the headline tables
+        from deepalpha.report.html import write_compare_report
+        from deepalpha.report.paired_html import paired_section
+
+        path = write_compare_report(list(runs), html, extra=[paired_section(df, base)])
+        print(f"wrote {path}")
     if markdown:
         print(markdown_tables(df) + "\n\n" + NOTE)
         return

@@ -742,8 +742,9 @@ def _run_labels(runs: Sequence[RunData]) -> list[str]:
     return out
 
 
-def render_compare(runs: Sequence[RunData]) -> str:
-    """One page with several runs' models overlaid."""
+def render_compare(runs: Sequence[RunData], extra: Sequence[tuple[str, str, str]] = ()) -> str:
+    """One page with several runs' models overlaid; ``extra``: more (id, title, body) sections
+    after the headline tables (the paired differences of `compare --paired --html`)."""
     labels = _run_labels(runs)
     rows = []
     for lab, r in zip(labels, runs, strict=True):
@@ -759,6 +760,7 @@ def render_compare(runs: Sequence[RunData]) -> str:
     universes = list(dict.fromkeys(u for r in runs for u in r.universes))
     secs: list[tuple[str, str, str]] = [("runs", "Runs", runs_body)]
     secs.append(("models", "Headline figures", compare_tables(runs, labels, universes)))
+    secs += list(extra)
     body = note("Every signal of every run, labelled 'run · model'; dashed black = an oracle.")
     for u in universes:
         fig = compare_overlay(runs, labels, u)
@@ -849,9 +851,12 @@ def compare_portfolios(runs: Sequence[RunData], labels: Sequence[str]) -> str:
             + img(plots.excess_overlay(lines), "excess NAVs"))  # fmt: skip
 
 
-def write_compare_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
-    """Write one HTML page overlaying several runs' models; returns its path."""
+def write_compare_report(
+    run_dirs: Sequence[str | Path], out: str | Path, extra: Sequence[tuple[str, str, str]] = ()
+) -> Path:
+    """Write one HTML page overlaying several runs' models (plus ``extra`` sections, see
+    `render_compare`); returns its path."""
     runs = [load_run(d) for d in run_dirs]
     path = Path(out)
-    _write(path, render_compare(runs))
+    _write(path, render_compare(runs, extra))
     return path
