@@ -20,7 +20,7 @@ def write(tmp_path, text):
     return p
 
 
-@pytest.mark.parametrize("f", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("f", sorted((REPO / "configs").rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_validate(f):
     cfg = load_run_config(f)
     assert cfg.rolling.models and cfg.name
