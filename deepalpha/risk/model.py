@@ -515,9 +515,11 @@ def load_inputs(path: str | Path, *, cache: bool = True) -> tuple[Panel, np.ndar
     ``datetime64[D][N]``). Stocks with no industry entry at all raise `DataError` naming them.
     """
     from deepalpha.data.cn import load_cn
+    from deepalpha.data.inputs import require_risk_inputs
     from deepalpha.data.stockinfo import list_dates_for, load_stock_info
     from deepalpha.risk.industries import map_industries
 
+    require_risk_inputs(path, "the risk model")
     panel = load_cn(path, fields=list(RISK_FIELDS), cache=cache)
     info = load_stock_info(path)
     rows = dict(

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from deepalpha.data.panel import Panel
+from deepalpha.data.size_proxy import cap_field_for
 from deepalpha.errors import ConfigError, DataError
 from deepalpha.features.labels import forward_return, label_known_index
 from deepalpha.features.preprocess import fill_missing, rank_normalize, robust_zscore
@@ -159,6 +160,7 @@ class SequenceDataset:
         self.n_features = len(self.fields)
         self.universe = _mask_or_true(panel, universe, T, N)
         self.tradable = _mask_or_true(panel, tradable, T, N)
+        cap_field = cap_field_for(panel.fields, cap_field)  # no market cap: the size proxy
         if cap_field is not None and not panel.has(cap_field):
             raise DataError(
                 f"cap field {cap_field!r} missing (needed for cap groups; set cap_field=None)",

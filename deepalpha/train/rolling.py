@@ -44,6 +44,7 @@ from pydantic import Field, field_validator, model_validator
 
 from deepalpha.config import Strict
 from deepalpha.data.panel import Panel
+from deepalpha.data.size_proxy import cap_field_for
 from deepalpha.errors import ConfigError, DataError
 from deepalpha.features.sequences import SEQ_FIELDS
 from deepalpha.progress import make_reporter
@@ -118,8 +119,8 @@ class DatasetConfig(Strict):
             if self.label is None or not self.features:
                 raise ConfigError("tabular dataset needs 'features' and 'label'")
             want = [*self.features, self.label]
-        if self.cap_field is not None:
-            want.append(self.cap_field)
+        if self.cap_field is not None:  # no market cap in the data: the size proxy
+            want.append(cap_field_for(panel.fields, self.cap_field))
         return list(dict.fromkeys(want))
 
 

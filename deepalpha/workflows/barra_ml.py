@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from deepalpha.data.inputs import require_risk_inputs
 from deepalpha.data.panel import Panel
 from deepalpha.data.predictions import long_to_dense
 from deepalpha.evaluate.performance import pure_factor_summary
@@ -84,6 +85,7 @@ def run_barra_ml(
 ) -> dict[str, Any]:
     """Run (or resume) System A under ``run_dir``; returns the results dict (see `results`).
     ``reporter``: see `deepalpha.progress` (default from ``progress``)."""
+    require_risk_inputs(data_path, "System A (Barra risk model + ML)")
     rep = resolve_reporter(reporter, progress)
     with fraction_stage(rep, "risk model (monthly)") as cb:
         model = monthly_risk_model(cfg, panel, data_path, run_dir / "risk_monthly", progress=cb)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from deepalpha.config import Strict
+from deepalpha.data.inputs import risk_inputs_missing
 from deepalpha.data.predictions import read_predictions
 from deepalpha.portfolio.enhance import BacktestConfig, backtest_predictions, write_result
 from deepalpha.progress import NullReporter, fraction_stage, stage
@@ -37,7 +38,9 @@ class PortfolioSpec(Strict):
         default_factory=lambda: ["csi300", "csi500", "csi1000"]
     )
     risk: Literal["model", "simple"] = Field(
-        "model", description="model: a daily deepalpha risk model; simple: price-based model"
+        "model",
+        description="model: a daily deepalpha risk model (the simple one when the data lacks "
+        "its fundamentals or industries); simple: price-based model",
     )
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
 
@@ -48,7 +51,10 @@ def daily_risk_model(
     """Build (once) the daily risk model the optimiser uses; returns its directory
     (``progress(stage, fraction)``: see `build_risk_model`)."""
     if not (out / "meta.json").is_file():
+        from deepalpha.data.inputs import require_risk_inputs
         from deepalpha.workflows.data import panel_industries
+
+        require_risk_inputs(data_path, "the daily risk model (portfolio.risk: model)")
 
         model = build_risk_model(
             panel,
@@ -75,7 +81,10 @@ def run_portfolios(
     say = log or (lambda msg: None)
     rep = reporter if reporter is not None else NullReporter()
     risk_dir = None
-    if spec.risk == "model":
+    missing = risk_inputs_missing(data_path) if spec.risk == "model" else []
+    if missing:  # e.g. a plain Qlib folder: no fundamentals or industries
+        say(f"portfolio: no daily risk model ({'; '.join(missing)} missing): simple risk model")
+    elif spec.risk == "model":
         say("portfolio: daily risk model")
         with fraction_stage(rep, "risk model (daily)") as cb:
             risk_dir = daily_risk_model(panel, data_path, run_dir / "risk_daily", progress=cb)
