@@ -1,4 +1,4 @@
-"""`deepalpha data ...` commands: synth (synthetic market), info, validate."""
+"""`deepalpha data ...` commands: synth (synthetic market), info, validate, import, export."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def _fail(e: Exception) -> NoReturn:
 
 @app.command()
 def info(
-    path: Path = typer.Argument(..., help="CN-layout folder (real data or a synthetic market)."),
+    path: Path = typer.Argument(
+        ..., help="Data folder: deepalpha layout (real, synthetic, imported) or a Qlib folder."
+    ),
     cache: bool = typer.Option(True, help="Use / fill the panel cache."),
     n_dates: int = typer.Option(6, help="How many dates to show universe sizes on."),
 ) -> None:
@@ -47,6 +49,7 @@ def info(
     n_listed = max(int(listed.sum()), 1)
 
     head = Table(title=escape(str(path)), show_header=False)
+    head.add_row("layout", str(p.meta.get("layout", "cn")))
     head.add_row("dates", f"{p.dates[0]} .. {p.dates[-1]}  ({T} trading days)")
     head.add_row("stocks", f"{N}")
     head.add_row("fields", ", ".join(p.fields))
@@ -55,6 +58,8 @@ def info(
         if k in p.masks:
             head.add_row(f"{k} share", f"{p.masks[k].sum() / n_listed:.2%} of listed stock-days")
     head.add_row("missing bars", str(p.meta.get("missing_bars", "?")))
+    for src, uses in p.meta.get("missing_inputs", {}).items():
+        head.add_row("missing input", f"{src} -> {', '.join(uses)}")
     out.print(head)
 
     cov = Table(title="coverage: finite values within listed stock-days")
@@ -97,3 +102,99 @@ def validate(
         )
         raise typer.Exit(1)
     out.print(f"[bold green]ok: no problems found in {escape(str(path))}[/]", highlight=False)
+
+
+@app.command("import")
+def import_(
+    out_dir: Path = typer.Argument(..., help="Data folder to create (deepalpha layout)."),
+    bars: list[str] = typer.Option(
+        ...,
+        "--bars",
+        help="Daily bars: a Parquet/CSV file, a folder or a glob. Repeat to join more tables "
+        "on (date, code), e.g. Tushare adj_factor and daily_basic.",
+    ),
+    prices: str = typer.Option(
+        ..., "--prices", help="raw (as traded; back-adjusted with the factor) or adjusted."
+    ),
+    map_: list[str] = typer.Option(
+        [],
+        "--map",
+        help="Column names: canonical=source pairs, e.g. date=TradingDay,code=SecuCode.",
+    ),
+    membership: str | None = typer.Option(
+        None, help="Index membership: spells (index, code, start, end) or date, index, code."
+    ),
+    fundamentals: str | None = typer.Option(
+        None, help="Long report table: code, period_end[, ann_date], total_mv, pe, roe, ..."
+    ),
+    industries: str | None = typer.Option(None, help="Industry table: code, industry[, name]."),
+    industry_map: list[str] = typer.Option(
+        [], "--industry-map", help="Industry name=risk-model group pairs (e.g. 银行=banks)."
+    ),
+    index_bars: str | None = typer.Option(
+        None, help="Index bars (date, code, open, high, low, close, volume) for benchmarks."
+    ),
+    overwrite: bool = typer.Option(False, help="Replace an existing folder (after success)."),
+    check: bool = typer.Option(True, help="Load the new folder once before the rename."),
+) -> None:
+    """Long tables (Parquet/CSV; Tushare names recognised) -> a checked deepalpha data folder.
+
+    Bad input stops the import with the file, row and column; nothing is written then."""
+    from deepalpha.data.importer import import_tables, parse_map
+    from deepalpha.errors import DeepAlphaError
+
+    try:
+        rep = import_tables(
+            out_dir,
+            bars=bars,
+            prices=prices,  # type: ignore[arg-type]
+            mapping=parse_map(map_),
+            membership=membership,
+            fundamentals=fundamentals,
+            industries=industries,
+            index_bars=index_bars,
+            industry_map=parse_map(industry_map),
+            overwrite=overwrite,
+            check=check,
+        )
+    except DeepAlphaError as e:
+        _fail(e)
+    for n in rep.notes:
+        out.print(f"[yellow]note:[/] {escape(n)}", highlight=False, soft_wrap=True)
+    out.print(
+        f"[bold green]imported[/] {rep.stocks} stocks x {rep.days} days "
+        f"({rep.dates[0]} .. {rep.dates[1]}), {rep.files} files -> {escape(str(rep.out))} "
+        f"in {rep.seconds:.1f} s",
+        highlight=False,
+    )
+
+
+@app.command("export")
+def export(
+    path: Path = typer.Argument(..., help="Data folder to read (any layout load_cn reads)."),
+    out_dir: Path = typer.Argument(..., help="Folder to write."),
+    to: str = typer.Option("qlib", help="qlib (a Qlib provider folder) | long (Parquet tables)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing folder."),
+    cache: bool = typer.Option(True, help="Use / fill the panel cache."),
+) -> None:
+    """Our panel out: a Qlib provider folder (volume in Qlib's shares / factor, universes as
+    instruments/<index>.txt spells, index bars included) or long Parquet (bars, membership)."""
+    from deepalpha.data.cn import load_cn, load_indices
+    from deepalpha.data.export import export_long, export_qlib
+    from deepalpha.errors import ConfigError, DataError, DeepAlphaError
+
+    try:
+        if to not in ("qlib", "long"):
+            raise ConfigError(f"--to must be qlib or long, got {to!r}")
+        panel = load_cn(path, cache=cache)
+        if to == "qlib":
+            try:
+                ix = load_indices(path)
+            except DataError:
+                ix = None
+            dest = export_qlib(panel, out_dir, indices=ix, overwrite=overwrite)
+        else:
+            dest = export_long(panel, out_dir, overwrite=overwrite)
+    except DeepAlphaError as e:
+        _fail(e)
+    out.print(f"[bold green]exported[/] {escape(str(path))} -> {escape(str(dest))} ({to})")
