@@ -10,8 +10,8 @@ from test_data_errors import write_tiny_cn
 from typer.testing import CliRunner
 
 from deepalpha.cli.data import app
+from deepalpha.data.audit import validate_cn
 from deepalpha.data.qlib_bin import write_bin
-from deepalpha.data.validate import validate_cn
 
 runner = CliRunner()
 

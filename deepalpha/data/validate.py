@@ -1,11 +1,19 @@
 """Checks on the CN layout (real or synthetic). Each check returns a list of `DataError` so that
-`validate_cn` can report every problem while the loader raises the first fatal one.
+`deepalpha.data.audit.validate_cn` can report every problem while the loader raises the first
+fatal one.
 
 Problems found (each names the file, field, code and date where known): missing calendar,
 instruments or ``.bin`` files; a ``.bin`` whose length disagrees with the calendar; fields of one
 stock that disagree on start or length; NaN (in part of a bar) or inf values; non-positive prices
 or factors; negative volume; ``high < low``; duplicate codes or rows; unsorted or duplicate dates;
 unknown code styles; malformed membership, fundamentals or industry files.
+
+Silent damage (warnings, `DamageWarning`, a count per stock): missing values inside a listed span
+that no suspension rule explains, price moves beyond the board's limit without an
+adjustment-factor change, volume <= 0 on days the price moves.
+
+Pure checks on arrays: this module imports no loader. The folder-level walk that reads a CN
+layout and runs every check is `deepalpha.data.audit.validate_cn`.
 
 A bar with **every** price field NaN is a missing bar (the real data has three), not an error:
 it is reported as a note and treated as suspended by the loader. A NaN volume next to a
@@ -16,8 +24,8 @@ suspended, also a note.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,79 +170,197 @@ def csi800_mismatch_dates(
     return np.array(bad, dtype="datetime64[D]")
 
 
-@dataclass
-class Report:
-    """Result of `validate_cn`: ``problems`` fail validation, ``notes`` do not."""
+# ----------------------------------------------------------------------------- silent damage
+#: Days after a stock's first bar without a price limit (IPO days: main board day 1, ChiNext and
+#: STAR days 1-5); jumps on them are not flagged.
+IPO_FREE_DAYS = 5
 
-    problems: list[DataError] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+
+@dataclass(frozen=True)
+class DamageWarning:
+    """A pattern that is not an error but usually means a broken download.
+
+    ``counts`` maps each affected code to how many stock-days show the pattern; ``code`` and
+    ``date`` name the first occurrence, ``file`` its ``.bin``.
+    """
+
+    kind: str
+    message: str
+    counts: dict[str, int]
+    code: str
+    date: str
+    file: str
 
     @property
-    def ok(self) -> bool:
-        return not self.problems
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def __str__(self) -> str:
+        top = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        per = ", ".join(f"{c} {n}" for c, n in top[:10]) + (", ..." if len(top) > 10 else "")
+        return (
+            f"{self.message}: {self.total} stock-day(s) in {len(self.counts)} stock(s) "
+            f"(first {self.code} on {self.date}, file={self.file}); per stock: {per}"
+        )
 
 
-def _collect(rep: Report, fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except DataError as e:
-        rep.problems.append(e)
+def _damage(
+    kind: str,
+    message: str,
+    bad: np.ndarray,
+    dates: np.ndarray,
+    assets: np.ndarray,
+    root: str | Path,
+    field: str,
+) -> DamageWarning | None:
+    """A `DamageWarning` from a ``bool[T, N]`` mask (None when it is empty)."""
+    if not bad.any():
         return None
+    per = bad.sum(axis=0)
+    counts = {str(assets[n]): int(per[n]) for n in np.flatnonzero(per)}
+    t, n = _first(bad)
+    code = str(assets[n])
+    return DamageWarning(kind, message, counts, code, str(dates[t]), bin_path(root, code, field))
 
 
-def validate_cn(path: str | Path) -> Report:
-    """Check every file of a CN layout at ``path``; collect problems instead of stopping.
+def _prev(a: np.ndarray) -> np.ndarray:
+    """``a`` shifted one day later (row 0 NaN), float64."""
+    out = np.full(a.shape, np.nan)
+    out[1:] = a[:-1]
+    return out
 
-    Returns a `Report` with ``problems`` (list of `DataError`) and informational ``notes``.
+
+def price_moved(close: np.ndarray, rtol: float = 1e-6) -> np.ndarray:
+    """``bool[T, N]``: the (back-adjusted) close differs from the previous day's by more than
+    ``rtol`` relative (False where either is missing)."""
+    c = np.asarray(close, dtype=np.float64)
+    p = _prev(c)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.abs(c / p - 1.0) > rtol
+
+
+def check_missing_runs(
+    arrays: Mapping[str, np.ndarray],
+    listed: np.ndarray,
+    dates: np.ndarray,
+    assets: np.ndarray,
+    root: str | Path,
+) -> DamageWarning | None:
+    """Missing values inside listed spans that no suspension rule explains.
+
+    ``arrays``: ``float[T, N]`` bar fields (close required; volume optional); ``listed``
+    ``bool[T, N]`` (first to last finite close). Counts stock-days with a missing close inside
+    the span (the loader treats them as suspended, but a suspension carries the price with zero
+    volume) and, where volume is given, a NaN volume on a day the price moved (a suspension
+    carries the price). The message gives the number of separate runs.
     """
-    from deepalpha.data import cn, fundamentals, stockinfo, universe
-    from deepalpha.data.qlib_bin import read_calendar
+    close = np.asarray(arrays["close"])
+    miss = listed & np.isnan(close)
+    if "volume" in arrays:
+        miss |= listed & np.isnan(arrays["volume"]) & price_moved(close)
+    if not miss.any():
+        return None
+    prev = np.zeros_like(miss)
+    prev[1:] = miss[:-1]
+    runs = int((miss & ~prev).sum())
+    longest = _longest_run(miss)
+    return _damage(
+        "missing",
+        f"missing values inside listed spans not explained by a suspension ({runs} run(s), "
+        f"longest {longest} day(s))",
+        miss,
+        dates,
+        assets,
+        root,
+        "close",
+    )
 
-    root = Path(path)
-    rep = Report()
-    prices = root / "prices"
-    dates = _collect(rep, lambda: read_calendar(prices))
-    inst = _collect(rep, lambda: cn.read_stock_list(root))
-    if dates is not None and inst is not None:
-        assets, _ = inst
-        raw = cn.read_price_bins(root, assets, cn.BIN_FIELDS, len(dates), errors=rep.problems)
-        listed = cn.listed_from_close(raw["close"])
-        rep.problems.extend(check_bars(raw, listed, dates, assets, root))
-        rep.problems.extend(check_instrument_spans(root, listed, dates, assets))
-        nvol = int((np.isnan(raw["volume"]) & listed).sum())
-        if nvol:
-            rep.notes.append(f"{nvol} listed stock-day(s) with NaN volume (treated as suspended)")
-        nmiss = missing_bar_count(raw, listed)
-        if nmiss:
-            rep.notes.append(f"{nmiss} missing bar(s) (every field NaN) inside price histories")
-        rep.notes.append(f"{len(dates)} dates {dates[0]}..{dates[-1]}, {len(assets)} stocks")
-    spells: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for u, fname in cn.UNIVERSE_FILES.items():
-        p = root / "index_membership" / fname
-        if not p.is_file():
-            rep.problems.append(DataError(f"missing membership file for {u}", file=p))
-            continue
-        skipped: list[str] = []
-        sp = _collect(rep, lambda p=p, sk=skipped: universe.read_spells(p, skipped=sk))
-        if skipped:
-            rep.notes.append(f"{p.name}: {len(skipped)} row(s) with unknown codes {set(skipped)}")
-        if sp is not None:
-            spells[u] = sp
-            codes, s, e = sp
-            key = np.char.add(np.char.add(codes, s.astype(str)), e.astype(str))
-            for d in check_unique(key, file=p, what="code"):
-                rep.problems.append(DataError("duplicate membership row", file=p, code=d.code[:8]))
-    if all(k in spells for k in ("csi300", "csi500", "csi800")) and dates is not None:
-        bad = csi800_mismatch_dates(spells, dates)
-        if len(bad):
-            rep.notes.append(
-                f"csi800.txt disagrees with csi300 + csi500 on {len(bad)} month-end date(s) "
-                f"({bad[0]}..{bad[-1]}); the loader uses the union"
-            )
-    for name in cn.FUNDAMENTAL_FILES:
-        p = root / "fundamentals" / f"{name}.csv"
-        _collect(rep, lambda p=p: fundamentals.read_wide_csv(p))
-    _collect(rep, lambda: stockinfo.load_stock_info(root))
-    if not (root / "index_bars").is_dir():
-        rep.notes.append("no index_bars/ folder (optional)")
-    return rep
+
+def _longest_run(m: np.ndarray) -> int:
+    """Longest run of True down the date axis of ``bool[T, N]``."""
+    run = np.zeros(m.shape[1], dtype=np.int64)
+    best = 0
+    for row in m:
+        run = np.where(row, run + 1, 0)
+        best = max(best, int(run.max(initial=0)))
+    return best
+
+
+def check_price_jumps(
+    close: np.ndarray,
+    factor: np.ndarray,
+    listed: np.ndarray,
+    dates: np.ndarray,
+    assets: np.ndarray,
+    root: str | Path,
+    *,
+    free_days: int = IPO_FREE_DAYS,
+) -> DamageWarning | None:
+    """Day-on-day moves beyond the board's price limit with no adjustment-factor change.
+
+    ``close`` back-adjusted, ``factor`` the adjustment factor (both ``float[T, N]``). The limit is
+    `deepalpha.data.universe.limit_rate` (10 % main board, 20 % ChiNext from 2020-08-24 and
+    STAR, 30 % Beijing) plus one price tick (0.005 CNY on the raw previous close); the first
+    ``free_days`` bars of each stock (IPO days without a limit) are skipped. A jump on a day the
+    factor changes is an ex-right day, not damage.
+    """
+    from deepalpha.data.universe import limit_rate
+
+    c = np.asarray(close, dtype=np.float64)
+    f = np.asarray(factor, dtype=np.float64)
+    pc, pf = _prev(c), _prev(f)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        move = c / pc - 1.0
+        raw_prev = pc / pf
+        same_factor = np.abs(f / pf - 1.0) <= 1e-9
+        tol = 0.005 / raw_prev + 1e-6
+        bad = np.abs(move) > limit_rate(assets, dates) + tol
+    age = np.cumsum(listed, axis=0)
+    bad &= listed & same_factor & np.isfinite(move) & (age > free_days)
+    return _damage(
+        "jump",
+        "price moves beyond the board's limit without an adjustment-factor change",
+        bad,
+        dates,
+        assets,
+        root,
+        "close",
+    )
+
+
+def check_volume_moves(
+    close: np.ndarray,
+    volume: np.ndarray,
+    listed: np.ndarray,
+    dates: np.ndarray,
+    assets: np.ndarray,
+    root: str | Path,
+) -> DamageWarning | None:
+    """Volume <= 0 on a day the (back-adjusted) close moved: a suspended stock carries its price,
+    so a zero volume with a new price is a broken bar."""
+    v = np.asarray(volume)
+    with np.errstate(invalid="ignore"):
+        bad = listed & (v <= 0) & price_moved(close)
+    return _damage(
+        "volume", "volume <= 0 on days the price moved", bad, dates, assets, root, "volume"
+    )
+
+
+def check_damage(
+    arrays: Mapping[str, np.ndarray],
+    listed: np.ndarray,
+    dates: np.ndarray,
+    assets: np.ndarray,
+    root: str | Path,
+) -> list[DamageWarning]:
+    """Every silent-damage check that the given fields allow (close; factor; volume)."""
+    out = [check_missing_runs(arrays, listed, dates, assets, root)]
+    if "factor" in arrays:
+        out.append(
+            check_price_jumps(arrays["close"], arrays["factor"], listed, dates, assets, root)
+        )
+    if "volume" in arrays:
+        out.append(
+            check_volume_moves(arrays["close"], arrays["volume"], listed, dates, assets, root)
+        )
+    return [w for w in out if w is not None]
