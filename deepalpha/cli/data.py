@@ -89,11 +89,13 @@ def validate(
     path: Path = typer.Argument(..., help="CN-layout folder to check."),
 ) -> None:
     """List every problem in a CN-layout folder; exit 1 if there is any."""
-    from deepalpha.data.validate import validate_cn
+    from deepalpha.data.audit import validate_cn
 
     rep = validate_cn(path)
     for n in rep.notes:
         out.print(f"[yellow]note:[/] {escape(n)}", highlight=False, soft_wrap=True)
+    for w in rep.warnings:
+        out.print(f"[magenta]warning:[/] {escape(str(w))}", highlight=False, soft_wrap=True)
     for e in rep.problems:
         out.print(f"[red]problem:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
     if rep.problems:
