@@ -172,3 +172,13 @@ def test_system_b_run_evaluates_each_seed_beside_the_ensemble(tmp_path):
     assert ens["ensemble"] == pytest.approx(m["models"]["rnn_lin"]["summary"]["all"]["rank_ic"])
     series = pl.read_parquet(tmp_path / "run" / "series.parquet")
     assert {"rnn_lin", "rnn_lin/s0", "rnn_lin/s1"} <= set(series["key"].unique().to_list())
+    from typer.testing import CliRunner
+
+    from deepalpha.cli import app
+
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(
+        app, ["compare", str(tmp_path / "run"), "--markdown"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "seeds — all: seed ensembles vs single seeds" in res.output
+    assert f"| rnn_lin | 2 | {ens['ensemble']:.3f} | {ens['mean']:.3f} ± " in res.output

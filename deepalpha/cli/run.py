@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
             compare_frame,
             fmt,
             load_metrics,
+            markdown_seed_table,
             markdown_table,
             universes_of,
         )
@@ -71,6 +72,9 @@ def register(app: typer.Typer) -> None:
                 m = load_metrics(r)
                 for u in [universe] if universe else universes_of(m):
                     print(f"\n{m['name']} — {u}\n\n{markdown_table(m, u)}")
+                    seeds = markdown_seed_table(m, u)
+                    if seeds:  # a multi-seed run: what the ensemble adds over one seed
+                        print(f"\n{m['name']} — {u}: seed ensembles vs single seeds\n\n{seeds}")
             return
         df = compare_frame(runs, universe)
         cols = ["run", "universe", "model", "ic", "rank_ic", "rank_icir", "rank_ic_win",
