@@ -226,3 +226,37 @@ def test_export_qlib_round_trip(tmp_path, cn):
     s = np.array([x for _, x, _ in sp], dtype="datetime64[D]")
     e = np.array([x for _, _, x in sp], dtype="datetime64[D]")
     np.testing.assert_array_equal(spells_to_mask(codes, s, e, a.dates, a.assets), m)
+
+
+# ------------------------------------------------------------------ run and backtest inputs
+def test_run_accepts_a_qlib_folder(tmp_path, qlib):
+    from deepalpha.errors import ConfigError
+    from deepalpha.workflows.config import DecompGRNConfig
+    from deepalpha.workflows.data import resolve_data
+
+    cfg = DecompGRNConfig.model_validate({"data": {"path": str(qlib)}})
+    assert resolve_data(cfg.data, tmp_path) == qlib.resolve()
+    with pytest.raises(ConfigError, match="Qlib provider folder"):
+        resolve_data(cfg.data, tmp_path, tmp_path)
+
+
+def test_backtest_on_a_qlib_folder_uses_the_size_proxy(tmp_path, cn):
+    import polars as pl
+
+    from deepalpha.portfolio.enhance import BacktestConfig, backtest_predictions
+
+    q = write_tiny_qlib(tmp_path / "q", cn)  # no industry table, no fundamentals
+    p = load_cn(q, cache=False)
+    rng = np.random.default_rng(0)
+    T = range(70, 110)
+    preds = pl.DataFrame(
+        {
+            "date": np.repeat(p.dates[list(T)], len(p.assets)),
+            "asset": np.tile(p.assets.astype(str), len(T)),
+            "score": rng.normal(size=len(T) * len(p.assets)),
+        }
+    )
+    res = backtest_predictions(preds, q, BacktestConfig(index="csi300"))
+    assert res.metrics["rebalances"] > 0 and np.isfinite(res.metrics["excess_return"])
+    assert any("size_proxy" in c for c in res.info["caveats"])
+    assert "simple" in res.info["risk_model"]

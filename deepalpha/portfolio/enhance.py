@@ -579,7 +579,12 @@ def _industry_ids_for(path: Any, assets: np.ndarray) -> np.ndarray:
     from deepalpha.data.stockinfo import load_stock_info
     from deepalpha.risk.industries import industry_ids, map_industries
 
-    info = load_stock_info(path)
+    try:
+        info = load_stock_info(path)
+    except DataError as e:  # no industry table (a plain Qlib folder): one group for all
+        if "missing industry files" not in str(e):
+            raise
+        return np.zeros(len(assets), dtype=np.int16)
     df = pl.DataFrame({"asset": np.asarray(assets).astype(str)}).join(info, on="asset", how="left")
     names, csrc = df["industry"].to_list(), df["csrc"].to_list()
     try:
@@ -624,7 +629,11 @@ def backtest_predictions(
     if cfg.start is not None:
         d0 = max(d0, np.datetime64(cfg.start, "D"))
     end = np.datetime64(cfg.end, "D") if cfg.end is not None else d1 + np.timedelta64(35, "D")
-    fields = ["close", "mktcap", "dv_ratio"] + (["vwap"] if cfg.execution == "vwap" else [])
+    from deepalpha.data.inputs import has_market_cap
+
+    # without market cap (a plain Qlib folder), benchmark weights and Size use the size proxy
+    cap_field = "mktcap" if has_market_cap(data) else "size_proxy"
+    fields = ["close", cap_field, "dv_ratio"] + (["vwap"] if cfg.execution == "vwap" else [])
     say(f"loading {data} {d0 - np.timedelta64(550, 'D')}..{end} ({', '.join(fields)})")
     try:
         panel = load_cn(data, fields=fields, start=d0 - np.timedelta64(550, "D"), end=end)
@@ -655,6 +664,12 @@ def backtest_predictions(
         say(f"no {code} series in the data: the benchmark is the cap-weighted member proxy")
     universe = panel.masks.get("all")
     caveats = list(CAVEATS)
+    if cap_field != "mktcap":
+        caveats.append(
+            "no market cap in the data: member weights of the proxy benchmark and the simple "
+            "risk model's Size use size_proxy (60-day mean traded value); no industry table "
+            "means one industry group"
+        )
     if universe is None:
         caveats.append(
             "candidates are NOT point in time: the data has no 'all' universe mask, so any stock "
@@ -675,7 +690,7 @@ def backtest_predictions(
         ids = _industry_ids_for(data, panel.assets)
         risk = simple_risk_model(
             panel.field("close"),
-            panel.field("mktcap"),
+            panel.field(cap_field),
             ids,
             panel.dates,
             estu=panel.masks.get("tradable"),
@@ -685,7 +700,7 @@ def backtest_predictions(
         scores,
         dates=panel.dates,
         close=panel.field("close"),
-        mktcap=panel.field("mktcap"),
+        mktcap=panel.field(cap_field),
         members=panel.mask(cfg.index),
         risk=risk,
         config=cfg,

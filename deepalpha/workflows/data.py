@@ -14,6 +14,7 @@ from deepalpha.data.panel import Panel
 from deepalpha.data.predictions import long_to_dense
 from deepalpha.data.stockinfo import load_stock_info
 from deepalpha.errors import ConfigError
+from deepalpha.guards import check_span
 from deepalpha.risk.industries import map_industries
 from deepalpha.workflows.config import DataSpec
 
@@ -39,7 +40,17 @@ def resolve_data(spec: DataSpec, run_dir: Path, override: str | Path | None = No
 
 
 def load_panel(path: Path, spec: DataSpec, fields: list[str] | None = None) -> Panel:
-    """`load_cn` with the run's date bounds and cache setting."""
+    """`load_cn` with the run's date bounds and cache setting.
+
+    The span is checked against the calendar first (`deepalpha.guards.check_span`): ``start``
+    after ``end`` is a `ConfigError`, a span with too few trading days a `DataError` naming the
+    calendar file and its range.
+    """
+    from deepalpha.data.qlib_bin import read_calendar
+
+    root = Path(path)  # our layout keeps the calendar under prices/, a Qlib folder at its root
+    cal = root / "prices" if (root / "prices" / "calendars" / "day.txt").is_file() else root
+    check_span(read_calendar(cal), spec.start, spec.end, file=cal / "calendars" / "day.txt")
     return load_cn(
         path,
         fields=fields,
