@@ -20,8 +20,8 @@ from deepalpha.workflows.config import DataSpec
 
 
 def resolve_data(spec: DataSpec, run_dir: Path, override: str | Path | None = None) -> Path:
-    """The folder to read: ``override``, ``spec.path``, or a synthetic market written (once) to
-    ``run_dir/market`` when the path is ``synthetic``."""
+    """The folder to read: ``override``, ``spec.path`` (our layout or a Qlib provider folder),
+    or a synthetic market written (once) to ``run_dir/market`` when the path is ``synthetic``."""
     path = str(override) if override is not None else spec.path
     if path == "synthetic":
         out = Path(run_dir) / "market"
@@ -31,12 +31,16 @@ def resolve_data(spec: DataSpec, run_dir: Path, override: str | Path | None = No
             s = spec.synthetic
             write_market(out, stocks=s.stocks, start=str(s.start), end=str(s.end), seed=s.seed)
         return out
-    p = Path(path).expanduser()
-    if not (p / "prices" / "calendars" / "day.txt").is_file():
+    from deepalpha.data.layout import detect_layout
+    from deepalpha.errors import DataError
+
+    try:  # the deepalpha layout or a plain Qlib provider folder (deepalpha.data.layout)
+        return detect_layout(path).root
+    except DataError as e:
         raise ConfigError(
-            f"data.path: {p} is not a folder in the CN layout (no prices/calendars/day.txt)"
-        )
-    return p
+            f"data.path: {path} is not a folder in the CN layout or a Qlib provider folder: "
+            f"{e.message}"
+        ) from None
 
 
 def load_panel(path: Path, spec: DataSpec, fields: list[str] | None = None) -> Panel:
