@@ -98,14 +98,21 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(
             None, help="write nav/rebalances/yearly/costs/weights/metrics here"
         ),
+        drop_nonfinite: bool = typer.Option(
+            False,
+            "--drop-nonfinite",
+            help="drop NaN/inf scores (counted in a warning) instead of refusing the file",
+        ),
     ) -> None:
         """Index-enhancement backtest: TE-constrained optimiser at each rebalance, next-day
         execution under A-share trading rules and costs; excess against the total-return index,
         the price index and the member proxy, and a cost-sensitivity table (0/5/10/20 bps)."""
         from pydantic import ValidationError
 
+        from deepalpha.atomic import ensure_writable
         from deepalpha.data.predictions import read_predictions
         from deepalpha.errors import ConfigError
+        from deepalpha.guards import finite_scores
         from deepalpha.portfolio.costs import CostConfig
         from deepalpha.portfolio.enhance import BacktestConfig, backtest_predictions, write_result
         from deepalpha.portfolio.optimizer import OptimizerConfig
@@ -134,8 +141,19 @@ def register(app: typer.Typer) -> None:
             err = e.errors()[0]
             loc = ".".join(str(x) for x in err["loc"])
             raise ConfigError(f"bad option {loc}: {err['msg']}") from None
+        if cfg.start is not None and cfg.end is not None and cfg.start > cfg.end:
+            raise ConfigError(f"--start {cfg.start} is after --end {cfg.end}")
+        if out is not None:
+            ensure_writable(out)  # before the backtest, not after it
         t0 = time.perf_counter()
         preds = read_predictions(predictions)
+        preds, dropped = finite_scores(preds, file=predictions, drop=drop_nonfinite)
+        if dropped:
+            con.print(
+                f"[yellow]warning:[/] dropped {dropped:,} NaN/inf score(s) from {predictions} "
+                "(--drop-nonfinite)",
+                highlight=False,
+            )
         con.print(
             f"{predictions}: {preds.height:,} scores, "
             f"{preds['date'].min()}..{preds['date'].max()}, {preds['asset'].n_unique():,} assets"

@@ -36,6 +36,7 @@ def build(
     import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from deepalpha.atomic import ensure_writable
     from deepalpha.errors import ConfigError, DeepAlphaError
     from deepalpha.risk.bias import bias_report
     from deepalpha.risk.model import RiskConfig, build_risk_model, load_inputs
@@ -46,6 +47,7 @@ def build(
         if cov not in ("month_end", "all"):
             raise ConfigError(f"--cov must be month_end or all, got {cov!r}")
         cfg = RiskConfig.preset(preset, cov=cov)
+        ensure_writable(out_dir.parent)  # save() writes a temp folder beside out_dir
         t0 = time.perf_counter()
         with Progress(
             TextColumn("[bold]{task.description:<32}"),
@@ -57,6 +59,7 @@ def build(
         ) as bar:
             task = bar.add_task("loading data", total=100)
             panel, groups, list_dates = load_inputs(data, cache=cache)
+            panel.meta.setdefault("path", str(data))  # named by the degenerate-input errors
 
             def progress(stage: str, frac: float) -> None:
                 bar.update(task, completed=100 * frac, description=stage)

@@ -54,6 +54,7 @@ from deepalpha.evaluate.ic import (
     rank_ic_many,
 )
 from deepalpha.evaluate.performance import performance
+from deepalpha.guards import MIN_IC_STOCKS, check_universe_size
 
 
 def _nanmean_cols(x: np.ndarray) -> np.ndarray:
@@ -322,6 +323,14 @@ def evaluate_signal(
         entry=entry,
         costs=costs,
     )
+    usable = np.isfinite(signal) & np.isfinite(label)
+    if signal.shape[0] == 0:
+        raise DataError("no dates to evaluate (is the evaluation start after the last signal?)")
+    for name, m in mask.items() if isinstance(mask, Mapping) else [("(mask)", mask)]:
+        if m is not None and np.shape(m) != signal.shape:
+            continue  # the shape error is raised, with its name, where the mask is used
+        v = usable if m is None else usable & np.asarray(m, dtype=bool)
+        check_universe_size(v, name, need=MIN_IC_STOCKS, what="IC (finite signal and label)")
     if isinstance(mask, Mapping):
         res = {}
         for name, m in mask.items():

@@ -40,6 +40,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from deepalpha.errors import ConfigError, DataError
+from deepalpha.guards import check_members, finite_scores
 from deepalpha.portfolio.backtest import BENCHMARK_LABEL, BacktestResult, run_backtest
 from deepalpha.portfolio.benchmark import cap_weights
 from deepalpha.portfolio.costs import CostConfig
@@ -326,6 +327,13 @@ def run_enhancement(
     scores = np.asarray(scores, np.float64)
     if scores.shape != (T, N):
         raise DataError(f"scores {scores.shape} must be [T={T}, N={N}]", field="scores")
+    if np.isinf(scores).any():
+        t = int(np.nonzero(np.isinf(scores).any(axis=1))[0][0])
+        raise DataError(
+            f"{int(np.isinf(scores).sum())} infinite score(s) (NaN = no score is fine)",
+            field="scores",
+            date=dates[t],
+        )
     members = np.asarray(members, bool)
     zeros = np.zeros((T, N), bool)
     susp = zeros if suspended is None else np.asarray(suspended, bool)
@@ -356,6 +364,7 @@ def run_enhancement(
             "no rebalance date: no scores inside the window after the risk model's first "
             f"forecast ({risk.first_date()})"
         )
+    check_members(n_mem, dates, sig, cfg.index)
     end_idx = (
         T - 1
         if cfg.end is None
@@ -624,6 +633,7 @@ def backtest_predictions(
     say = log or (lambda msg: None)
     if predictions.height == 0:
         raise DataError("the prediction file is empty")
+    predictions, _ = finite_scores(predictions)  # the CLI drops non-finite rows on request
     d0 = np.datetime64(predictions["date"].min(), "D")
     d1 = np.datetime64(predictions["date"].max(), "D")
     if cfg.start is not None:
@@ -647,6 +657,16 @@ def backtest_predictions(
         dv_ratio = None
     if cfg.index not in panel.masks:
         raise DataError(f"the data has no membership for {cfg.index}", file=data)
+    members = panel.mask(cfg.index) & np.isfinite(panel.field("close"))
+    if not members[panel.dates >= d0].any():
+        from pathlib import Path
+
+        from deepalpha.data.cn import UNIVERSE_FILES
+
+        raise DataError(
+            f"{cfg.index} has no members with a price from {d0} on: the benchmark is empty",
+            file=Path(data) / "index_membership" / UNIVERSE_FILES.get(cfg.index, cfg.index),
+        )
     scores, _, _ = long_to_dense(predictions, panel.dates, panel.assets, strict=False)
     if not np.isfinite(scores).any():
         raise DataError("no prediction matches the data's dates and assets", file=data)
@@ -736,12 +756,14 @@ def write_result(result: EnhancementResult, out: Any) -> list[Any]:
     ``price_nav``, ``proxy_nav``; NaN when missing), ``rebalances.parquet``, ``yearly.csv``,
     ``costs.csv`` (cost sensitivity), ``weights.parquet`` (held weights after each rebalance,
     long) and ``metrics.json`` (``metrics``, ``cost_sensitivity`` rows, ``config``, ``info``)
-    into folder ``out``."""
+    into folder ``out``, each atomically (`deepalpha.atomic`); an unwritable ``out`` is a
+    `ConfigError` before any file is written."""
     import json
     from pathlib import Path
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from deepalpha.atomic import atomic_path, atomic_write_text, ensure_writable
+
+    out = ensure_writable(Path(out))
     bt = result.backtest
     t0 = int(bt.signal_idx[0])
     nav = pl.DataFrame(
@@ -758,21 +780,30 @@ def write_result(result: EnhancementResult, out: Any) -> list[Any]:
         }
     )
     files = [out / "nav.parquet", out / "rebalances.parquet", out / "yearly.csv"]
-    nav.write_parquet(files[0])
-    result.records.write_parquet(files[1])
-    result.yearly.write_csv(files[2])
+    with atomic_path(files[0]) as tmp:
+        nav.write_parquet(tmp)
+    with atomic_path(files[1]) as tmp:
+        result.records.write_parquet(tmp)
+    with atomic_path(files[2]) as tmp:
+        result.yearly.write_csv(tmp)
     sens = result.info.get("cost_sensitivity")
     if isinstance(sens, pl.DataFrame):
-        sens.write_csv(out / "costs.csv")
+        with atomic_path(out / "costs.csv") as tmp:
+            sens.write_csv(tmp)
         files.append(out / "costs.csv")
     assets = result.info.get("assets")
     if assets is not None:
         ex = bt.exec_idx[bt.exec_idx >= 0]
         W = bt.weights[ex]
         r, n = np.nonzero(W > 1e-8)
-        pl.DataFrame(
-            {"date": bt.dates[ex][r], "asset": np.asarray(assets).astype(str)[n], "weight": W[r, n]}
-        ).write_parquet(out / "weights.parquet")
+        with atomic_path(out / "weights.parquet") as tmp:
+            pl.DataFrame(
+                {
+                    "date": bt.dates[ex][r],
+                    "asset": np.asarray(assets).astype(str)[n],
+                    "weight": W[r, n],
+                }
+            ).write_parquet(tmp)
         files.append(out / "weights.parquet")
     skip = ("assets", "records", "cost_sensitivity")
     meta = {
@@ -781,6 +812,6 @@ def write_result(result: EnhancementResult, out: Any) -> list[Any]:
         "config": result.config.model_dump(mode="json"),
         "info": {k: v for k, v in result.info.items() if k not in skip},
     }
-    (out / "metrics.json").write_text(json.dumps(meta, indent=2, default=str))
+    atomic_write_text(out / "metrics.json", json.dumps(meta, indent=2, default=str))
     files.append(out / "metrics.json")
     return files

@@ -32,6 +32,7 @@ import polars as pl
 
 from deepalpha.data.panel import Panel
 from deepalpha.errors import ConfigError, DataError
+from deepalpha.guards import MIN_RISK_DOF, check_risk_stocks
 from deepalpha.risk.covariance import CovarianceConfig, factor_covariance
 from deepalpha.risk.industries import industry_ids
 from deepalpha.risk.regression import design_chunk, regress
@@ -73,6 +74,7 @@ class RiskConfig:
     min_cov_obs: int = 63
     chunk: int = 64
     seed: int = 0
+    min_dof: int = MIN_RISK_DOF  # stocks beyond the K - 1 free factors on one regression date
 
     @classmethod
     def preset(cls, name: str, **kw: Any) -> RiskConfig:
@@ -387,6 +389,15 @@ def build_risk_model(
             progress(stage, frac)
 
     estu, target = estimation_universe(panel, ind, cfg.min_listed_days, list_dates)
+    reg_rows = np.arange(T) if freq == "daily" else month_end_rows(panel.dates)
+    # one date with enough stocks for the regression, else the model is meaningless (guards.py)
+    check_risk_stocks(
+        estu[reg_rows].sum(axis=1),
+        panel.dates[reg_rows],
+        1 + P + len(cfg.styles),
+        file=panel.meta.get("path"),
+        min_dof=cfg.min_dof,
+    )
     cap = panel.field("mktcap").astype(np.float64)
     weights = np.where(estu, np.sqrt(np.where(estu, cap, 0.0)), 0.0).astype(np.float32)
     fields = {k: panel.field(k) for k in panel.fields}
