@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from deepalpha.atomic import atomic_path, atomic_write_text
 from deepalpha.data.predictions import dense_to_long, write_predictions
 from deepalpha.evaluate.summary import SUMMARY_COLUMNS, summary_row
 from deepalpha.train.rolling import ModelSpec
@@ -238,9 +238,7 @@ def signal_file(key: str) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)  # temp file + rename; OSError -> DataError naming the file
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
@@ -261,9 +259,8 @@ def write_results(run_dir: Path, header: dict[str, Any], results: Sequence[Signa
             df = dense_to_long(r.signal, r.dates, r.assets)
             write_predictions(df, sig_dir / f"{signal_file(r.key)}.parquet")
     write_metrics(run_dir, metrics)
-    tmp = run_dir / f".series.parquet.tmp-{os.getpid()}"
-    series_frame(results).write_parquet(tmp)
-    os.replace(tmp, run_dir / "series.parquet")
+    with atomic_path(run_dir / "series.parquet") as tmp:
+        series_frame(results).write_parquet(tmp)
     return metrics
 
 
@@ -364,7 +361,13 @@ def load_metrics(run_dir: str | Path) -> dict[str, Any]:
     f = Path(run_dir) / "metrics.json"
     if not f.is_file():
         raise DataError("not a finished run directory (no metrics.json)", file=f)
-    return json.loads(f.read_text())
+    try:
+        m = json.loads(f.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"unreadable metrics.json: {e}", file=f) from None
+    if not isinstance(m, dict):
+        raise DataError("metrics.json is not a JSON object", file=f)
+    return m
 
 
 def compare_frame(run_dirs: Sequence[str | Path], universe: str | None = None) -> pl.DataFrame:

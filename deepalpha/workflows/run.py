@@ -2,6 +2,13 @@
 
 Re-running the same command resumes: finished rolling jobs are skipped, the risk model is
 reloaded, and the evaluation (cheap) is redone.
+
+A run folder never lies (`deepalpha.workflows.run_folder`): the cached settings and the data
+fingerprint are checked against ``manifest.json`` (or, for an older folder, ``config.yaml``)
+before anything is written, so a refused re-run leaves every file byte-identical; files are
+written atomically; ``manifest.json`` records the code version and data fingerprint of each
+artefact. Degenerate inputs (an empty span, a universe too small for IC and groups) are refused
+before training (`deepalpha.guards`).
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from typing import Any
 
 from rich.console import Console
 
-from deepalpha.config import dump_yaml
+from deepalpha.errors import ConfigError, DataError
+from deepalpha.guards import MIN_IC_STOCKS, check_universe_size
+from deepalpha.workflows import run_folder
 from deepalpha.workflows.config import BarraMLConfig, RunConfig, load_run_config
 from deepalpha.workflows.data import data_summary, load_panel, resolve_data
 from deepalpha.workflows.results import (
@@ -93,28 +102,53 @@ def run_config(
     rep = make_reporter(quiet=not progress, console=console) if own else reporter
     try:
         return _run_config(cfg, out, rep)
+    except OSError as e:  # a full disk or a folder gone read-only mid-run: one line, no traceback
+        raise DataError(f"I/O error during the run: {e.strerror or e}", file=e.filename) from None
     finally:
         if own:
             rep.close()
 
 
 def _run_config(cfg: RunConfig, out: str | Path | None, rep: Any) -> dict[str, Any]:
+    """Check, then write. Nothing in ``run_dir`` is touched until the folder's cached settings
+    (`run_folder.check_settings`) and data fingerprint (`run_folder.check_data`) match this run
+    and the folder is writable; every file is then written atomically and recorded in
+    ``manifest.json`` with the code version and data fingerprint."""
+    from deepalpha.train.rolling import data_fingerprint
+
     run_dir = Path(out) if out is not None else Path("runs") / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_yaml(cfg, run_dir / "config.yaml")
+    if cfg.data.start is not None and cfg.data.end is not None and cfg.data.start > cfg.data.end:
+        raise ConfigError(f"data.start ({cfg.data.start}) is after data.end ({cfg.data.end})")
+    manifest = run_folder.check_settings(run_dir, cfg)  # reads only
     t0 = time.perf_counter()
     log = run_dir / "run.log"
+    held: list[str] = []  # log lines held back until the folder's checks have passed
+    committed = [False]
 
     def stage(msg: str) -> None:
-        with log.open("a") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+        held.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
+        if committed[0]:
+            with log.open("a") as f:
+                f.writelines(held)
+            held.clear()
         rep.message(f"{cfg.name}: {msg}")
 
     stage("data")
+    if cfg.data.path == "synthetic":
+        run_folder.ensure_writable(run_dir)  # the market is written inside the run folder
     data_path = resolve_data(cfg.data, run_dir)
     panel = load_panel(data_path, cfg.data)
-    summary = data_summary(data_path, panel)
-    (run_dir / "data.json").write_text(json.dumps(summary, indent=1))
+    fp = data_fingerprint(panel)
+    run_folder.check_data(run_dir, manifest, fp)
+    check_universes(cfg, panel)
+    run_folder.ensure_writable(run_dir)
+    summary = {**data_summary(data_path, panel), "fingerprint": fp}
+    run_folder.atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
+    run_folder.atomic_write_text(run_dir / "data.json", json.dumps(summary, indent=1))
+    manifest = run_folder.write_manifest(
+        run_dir, cfg, fp, ["config.yaml", "data.json"], previous=manifest
+    )
+    committed[0] = True
     stage(f"{cfg.system}: risk model, rolling training, evaluation")
     if isinstance(cfg, BarraMLConfig):
         from deepalpha.workflows.barra_ml import run_barra_ml
@@ -128,6 +162,8 @@ def _run_config(cfg: RunConfig, out: str | Path | None, rep: Any) -> dict[str, A
         "system": cfg.system,
         "name": cfg.name,
         "data": summary,
+        "code": run_folder.code_version(),
+        "config_fingerprint": manifest["config_fingerprint"],
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "machine": machine(),
         **{k: v for k, v in res.items() if k not in ("results", "system")},
@@ -146,8 +182,36 @@ def _run_config(cfg: RunConfig, out: str | Path | None, rep: Any) -> dict[str, A
     from deepalpha.report.html import write_report
 
     stage(f"report: {write_report(run_dir)}")
+    run_folder.write_manifest(
+        run_dir, cfg, fp, run_folder.run_artefacts(run_dir), previous=manifest
+    )
     stage(f"done in {metrics['wall_seconds']:.0f} s -> {run_dir}")
     return metrics
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The resolved config as YAML text (every default filled in)."""
+    import yaml
+
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def check_universes(cfg: RunConfig, panel: Any) -> None:
+    """Before training: every evaluated universe the panel has must hold enough tradable
+    stocks on some date for IC and ``n_groups`` groups (`deepalpha.guards.check_universe_size`);
+    a universe the panel lacks is refused for System A (its evaluation needs every one)."""
+    need = max(MIN_IC_STOCKS, cfg.evaluate.n_groups)
+    tradable = panel.masks.get("tradable")
+    for u in cfg.evaluate.universes:
+        if u not in panel.masks:
+            if isinstance(cfg, BarraMLConfig):
+                raise ConfigError(
+                    f"evaluate.universes: the data has no universe {u!r} "
+                    f"(has {sorted(panel.masks)})"
+                )
+            continue
+        m = panel.masks[u] if tradable is None else panel.masks[u] & tradable
+        check_universe_size(m, u, need=need, what=f"IC and {cfg.evaluate.n_groups} groups")
 
 
 def run_file(
