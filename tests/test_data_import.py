@@ -319,3 +319,13 @@ def test_export_long_then_import_round_trip(tmp_path, cn):
         np.testing.assert_allclose(b.field(f), a.field(f), rtol=1e-6, err_msg=f)
     for k in ("listed", "suspended", "csi300", "csi500", "csi1000", "all"):
         np.testing.assert_array_equal(b.mask(k), a.mask(k), err_msg=k)
+
+
+def test_map_from_yaml_and_pairs(tmp_path):
+    from deepalpha.data.importer import parse_map
+
+    (tmp_path / "m.yaml").write_text("date: TradingDay\ncode: SecuCode\n")
+    got = parse_map([str(tmp_path / "m.yaml"), "close=ClosePrice,volume=Vol"])
+    assert got == {"date": "TradingDay", "code": "SecuCode", "close": "ClosePrice", "volume": "Vol"}
+    with pytest.raises(DataError, match="canonical=source"):
+        parse_map(["close"])

@@ -121,7 +121,8 @@ def import_(
     map_: list[str] = typer.Option(
         [],
         "--map",
-        help="Column names: canonical=source pairs, e.g. date=TradingDay,code=SecuCode.",
+        help="Column names: canonical=source pairs, e.g. date=TradingDay,code=SecuCode, or a "
+        "YAML file of canonical: source.",
     ),
     membership: str | None = typer.Option(
         None, help="Index membership: spells (index, code, start, end) or date, index, code."

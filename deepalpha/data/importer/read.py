@@ -36,13 +36,18 @@ SUFFIXES = (".parquet", ".pq", ".csv", ".txt")
 
 
 def parse_map(items: Sequence[str] | str | None) -> dict[str, str]:
-    """``["date=TradingDay", "code=SecuCode,close=ClosePrice"]`` -> ``{canonical: source}``."""
+    """``["date=TradingDay", "code=SecuCode,close=ClosePrice"]`` -> ``{canonical: source}``.
+
+    An item naming a ``.yaml`` / ``.yml`` file is read as a ``canonical: source`` mapping."""
     if not items:
         return {}
     if isinstance(items, str):
         items = [items]
     out: dict[str, str] = {}
     for item in items:
+        if str(item).endswith((".yaml", ".yml")):
+            out.update(_yaml_map(Path(item)))
+            continue
         for part in str(item).split(","):
             if not part.strip():
                 continue
@@ -51,6 +56,20 @@ def parse_map(items: Sequence[str] | str | None) -> dict[str, str]:
                 raise DataError(f"--map expects canonical=source pairs, got {part!r}")
             out[k.strip()] = v.strip()
     return out
+
+
+def _yaml_map(path: Path) -> dict[str, str]:
+    import yaml
+
+    if not path.is_file():
+        raise DataError("mapping file not found", file=path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise DataError(f"unreadable YAML: {str(e).splitlines()[0]}", file=path) from None
+    if not isinstance(data, dict) or not all(isinstance(v, str | int) for v in data.values()):
+        raise DataError("expected a mapping of canonical: source names", file=path)
+    return {str(k): str(v) for k, v in data.items()}
 
 
 def expand_sources(sources: str | Path | Sequence[str | Path]) -> list[Path]:
