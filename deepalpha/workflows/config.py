@@ -52,8 +52,10 @@ class RiskSpec(Strict):
 class EvalSpec(Strict):
     """Evaluation options."""
 
-    universes: list[str] = Field(default_factory=lambda: ["csi300", "csi500", "csi1000", "all"])
-    n_groups: int = Field(10, ge=2)
+    universes: list[str] = Field(
+        default_factory=lambda: ["csi300", "csi500", "csi1000", "all"], min_length=1
+    )
+    n_groups: int = Field(10, ge=2, le=100)
     start: date | None = Field(None, description="evaluate predictions dated on/after this")
     entry_filter: bool = Field(
         True,

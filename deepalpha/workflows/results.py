@@ -367,6 +367,8 @@ def load_metrics(run_dir: str | Path) -> dict[str, Any]:
         raise DataError(f"unreadable metrics.json: {e}", file=f) from None
     if not isinstance(m, dict):
         raise DataError("metrics.json is not a JSON object", file=f)
+    if not isinstance(m.get("models"), dict):
+        raise DataError("metrics.json has no 'models' table", file=f)
     return m
 
 

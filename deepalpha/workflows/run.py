@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from deepalpha.errors import ConfigError, DataError
@@ -117,8 +118,7 @@ def _run_config(cfg: RunConfig, out: str | Path | None, rep: Any) -> dict[str, A
     from deepalpha.train.rolling import data_fingerprint
 
     run_dir = Path(out) if out is not None else Path("runs") / cfg.name
-    if cfg.data.start is not None and cfg.data.end is not None and cfg.data.start > cfg.data.end:
-        raise ConfigError(f"data.start ({cfg.data.start}) is after data.end ({cfg.data.end})")
+    check_config(cfg)
     manifest = run_folder.check_settings(run_dir, cfg)  # reads only
     t0 = time.perf_counter()
     log = run_dir / "run.log"
@@ -196,10 +196,28 @@ def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
 
+def check_config(cfg: RunConfig) -> None:
+    """Degenerate settings the schema lets through, refused before anything is read or
+    written: an empty model list, windows < 1, start after end (data, rolling)."""
+    if not cfg.rolling.models:
+        raise ConfigError("rolling.models: at least one model is needed")
+    bad = [w for w in cfg.rolling.windows if w < 1]
+    if bad:
+        raise ConfigError(f"rolling.windows: every window must be >= 1 (got {bad})")
+    for key, spec in (("data", cfg.data), ("rolling", cfg.rolling)):
+        if spec.start is not None and spec.end is not None and spec.start > spec.end:
+            raise ConfigError(f"{key}.start ({spec.start}) is after {key}.end ({spec.end})")
+
+
 def check_universes(cfg: RunConfig, panel: Any) -> None:
     """Before training: every evaluated universe the panel has must hold enough tradable
     stocks on some date for IC and ``n_groups`` groups (`deepalpha.guards.check_universe_size`);
     a universe the panel lacks is refused for System A (its evaluation needs every one)."""
+    if cfg.evaluate.start is not None and np.datetime64(cfg.evaluate.start) > panel.dates[-1]:
+        raise ConfigError(
+            f"evaluate.start ({cfg.evaluate.start}) is after the data's last date "
+            f"({panel.dates[-1]}): nothing to evaluate"
+        )
     need = max(MIN_IC_STOCKS, cfg.evaluate.n_groups)
     tradable = panel.masks.get("tradable")
     for u in cfg.evaluate.universes:
