@@ -12,6 +12,7 @@ rule                       checked where                                        
 `check_universe_size`      a universe before IC / groups (evaluation, run pre-flight)  DataError
 `check_members`            index members on every rebalance date (backtest)             DataError
 `finite_scores`            prediction files (backtest): refuse, or drop and count       DataError
+`load_risk_dir`            a risk-model folder (risk info, backtest --risk)             DataError
 =========================  ==========================================================  =========
 """
 
@@ -173,3 +174,21 @@ def finite_scores(
             date=row["date"],
         )
     return df.filter(~bad), nbad
+
+
+def load_risk_dir(path: str | Path, **kw: Any) -> Any:
+    """`deepalpha.risk.model.RiskModel.load`, with a damaged folder (unreadable ``meta.json``,
+    a missing or truncated array file) as one `DataError` naming the folder instead of a
+    JSON / Parquet / NumPy traceback."""
+    from deepalpha.errors import DeepAlphaError
+    from deepalpha.risk.model import RiskModel
+
+    try:
+        return RiskModel.load(path, **kw)
+    except DeepAlphaError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, EOFError, pl.exceptions.PolarsError) as e:
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise DataError(
+            f"damaged risk model directory ({type(e).__name__}: {msg})", file=path
+        ) from None

@@ -65,3 +65,21 @@ def test_cli_risk_build_on_four_stocks(tmp_path, capsys):
     assert "Traceback" not in err and "too few stocks for the risk regression" in err
     assert f"file={cn}" in err.replace(" ", "") or f"file={cn}" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "meta, needle",
+    [
+        ("{bad", "JSONDecodeError"),
+        ('{"format_version": 1, "freq": "daily", "style_names": [], "industry_names": []}',
+         "factor_returns.parquet"),
+    ],
+)  # fmt: skip
+def test_damaged_risk_folder_is_one_error(tmp_path, capsys, meta, needle):
+    d = tmp_path / "risk"
+    d.mkdir()
+    (d / "meta.json").write_text(meta)
+    r = run_main(["risk", "info", d], capsys)
+    err = " ".join(r.err.split())
+    assert r.code == 2 and "Traceback" not in err, r.err
+    assert "damaged risk model directory" in err and needle in err

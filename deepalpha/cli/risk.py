@@ -95,13 +95,13 @@ def info(
     import numpy as np
 
     from deepalpha.errors import DeepAlphaError
+    from deepalpha.guards import load_risk_dir
     from deepalpha.risk.bias import bias_report
-    from deepalpha.risk.model import RiskModel
 
     warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (styles not yet alive)
 
     try:
-        m = RiskModel.load(model_dir)
+        m = load_risk_dir(model_dir)
     except DeepAlphaError as e:
         _fail(e)
     ppy = m.periods_per_year

@@ -40,7 +40,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from deepalpha.errors import ConfigError, DataError
-from deepalpha.guards import check_members, finite_scores
+from deepalpha.guards import check_members, finite_scores, load_risk_dir
 from deepalpha.portfolio.backtest import BENCHMARK_LABEL, BacktestResult, run_backtest
 from deepalpha.portfolio.benchmark import cap_weights
 from deepalpha.portfolio.costs import CostConfig
@@ -698,9 +698,7 @@ def backtest_predictions(
         )
     info: dict[str, Any] = {"index_code": code, "caveats": caveats}
     if risk_dir is not None:
-        from deepalpha.risk.model import RiskModel
-
-        model = RiskModel.load(risk_dir)
+        model = load_risk_dir(risk_dir)
         risk: RiskSource = ModelRisk(model, panel.dates, panel.assets)
         info["risk_model"] = f"deepalpha.risk model at {risk_dir}"
     else:
