@@ -260,3 +260,20 @@ def test_backtest_on_a_qlib_folder_uses_the_size_proxy(tmp_path, cn):
     assert res.metrics["rebalances"] > 0 and np.isfinite(res.metrics["excess_return"])
     assert any("size_proxy" in c for c in res.info["caveats"])
     assert "simple" in res.info["risk_model"]
+
+
+def test_a_missing_factor_on_a_priced_bar_is_carried(tmp_path, cn):
+    from deepalpha.data.cn import fill_factor_gaps
+
+    f = np.array([[np.nan, 1.0], [2.0, np.nan], [np.nan, np.nan]], np.float32)
+    c = np.array([[1.0, 1.0], [1.0, 1.0], [1.0, np.nan]], np.float32)
+    assert fill_factor_gaps(f, c) == 3
+    np.testing.assert_array_equal(f, [[2.0, 1.0], [2.0, 1.0], [2.0, np.nan]])
+    q = write_tiny_qlib(tmp_path / "q", cn)
+    p = q / "features" / "sh600000" / "factor.day.bin"
+    raw = np.fromfile(p, dtype="<f4")
+    raw[45] = np.nan
+    write_bin(p, int(raw[0]), raw[1:])
+    b = load_cn(q, cache=False)
+    assert any("no $factor" in c for c in b.meta["caveats"])
+    assert np.isfinite(b.field("factor")[b.mask("listed")]).all()

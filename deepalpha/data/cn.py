@@ -531,6 +531,24 @@ def missing_inputs(lay: Layout, src: Sources) -> dict[str, list[str]]:
     return out
 
 
+def fill_factor_gaps(factor: np.ndarray, close: np.ndarray) -> int:
+    """Fill ``factor`` (``float32[T, N]``, in place) where it is NaN but ``close`` is finite
+    with the stock's previous finite factor, else its next one; returns how many were filled."""
+    gap = np.isnan(factor) & np.isfinite(close)
+    if not gap.any():
+        return 0
+    T = factor.shape[0]
+    t = np.arange(T)[:, None]
+    fin = np.isfinite(factor)
+    prev = np.maximum.accumulate(np.where(fin, t, -1), axis=0)
+    nxt = np.minimum.accumulate(np.where(fin, t, T)[::-1], axis=0)[::-1]
+    src = np.where(prev >= 0, prev, nxt)
+    cols = np.broadcast_to(np.arange(factor.shape[1]), factor.shape)
+    ok = gap & (src < T)
+    factor[ok] = factor[src[ok], cols[ok]]
+    return int(ok.sum())
+
+
 def _relocated(e: DataError, lay: Layout) -> DataError:
     """`check_bars` names files in the deepalpha layout; in a Qlib folder, name the real file."""
     if lay.kind == "cn" or e.code is None or e.field is None:
@@ -555,6 +573,7 @@ def _build(
     raw = read_price_bins(lay, assets, bins, T)
     if "factor" not in raw:  # a Qlib folder without $factor: prices are taken as raw
         raw["factor"] = np.ones((T, N), dtype=np.float32)
+    n_factor_filled = fill_factor_gaps(raw["factor"], raw["close"]) if lay.kind == "qlib" else 0
     listed = listed_from_close(raw["close"])
     errs = check_bars(
         {k: v for k, v in raw.items() if k in BIN_FIELDS}, listed, dates, assets, root
@@ -565,6 +584,11 @@ def _build(
     notes: list[str] = [lay.note] if lay.note else []
     if not src.factor:
         notes.append("no $factor in the Qlib folder: prices are used as stored with factor 1")
+    if n_factor_filled:
+        notes.append(
+            f"{n_factor_filled} Qlib bar(s) with a price but no $factor: the stock's previous "
+            "(else next) factor is used"
+        )
     if src.partial:
         notes.append(f"optional .bin fields present for only some stocks, not used: {src.partial}")
     vol_convention = "raw"

@@ -99,9 +99,12 @@ def data_summary(path: Path, panel: Panel) -> dict[str, Any]:
     """What a report states about the data (with its caveats)."""
     synthetic = (Path(path) / "truth").is_dir()
     caveats = panel.meta.get("caveats", [])
+    kind = "Qlib provider folder" if panel.meta.get("layout") == "qlib" else "CN layout"
+    if synthetic:
+        kind = "synthetic market (deepalpha data synth)"
     return {
         "path": str(path),
-        "kind": "synthetic market (deepalpha data synth)" if synthetic else "CN layout",
+        "kind": kind,
         "first_date": str(panel.dates[0]),
         "last_date": str(panel.dates[-1]),
         "days": int(panel.shape[0]),
