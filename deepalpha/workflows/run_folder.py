@@ -121,7 +121,12 @@ def read_manifest(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def _stored_settings(run_dir: Path) -> dict[str, Any] | None:
-    """Cached settings of a folder written before manifests existed (from its config.yaml)."""
+    """Cached settings of a folder written before manifests existed (from its config.yaml).
+
+    None when there is none, or when today's schema cannot read it (a key renamed since): the
+    rolling jobs' own fingerprint (``rolling/run.json``) still guards the expensive part then,
+    and refusing would strand a long run that only wants to resume.
+    """
     p = run_dir / "config.yaml"
     if not p.is_file():
         return None
@@ -130,10 +135,8 @@ def _stored_settings(run_dir: Path) -> dict[str, Any] | None:
     try:
         raw = yaml.safe_load(p.read_text()) or {}
         return cached_settings(parse_config(raw, str(p)))
-    except (ConfigError, OSError, yaml.YAMLError, AttributeError, TypeError) as e:
-        raise ConfigError(
-            f"{p}: the existing run's config cannot be read ({e}); use a new run directory"
-        ) from None
+    except (ConfigError, OSError, yaml.YAMLError, AttributeError, TypeError):
+        return None
 
 
 def check_settings(run_dir: str | Path, cfg: Any) -> dict[str, Any] | None:
