@@ -146,3 +146,50 @@ def test_whole_panel_degenerate(fill):
                         decay_horizons=())  # fmt: skip
     except DeepAlphaError as e:
         assert "universe" in str(e)
+
+
+@st.composite
+def rebalances(draw):
+    """One small optimiser problem: N candidates (1..6), K = 1 + P + S factors, degenerate
+    alphas (all NaN, constant, +-1e30), members possibly one stock."""
+    n = draw(st.integers(1, 6))
+    P, S = draw(st.integers(1, 2)), draw(st.integers(0, 2))
+    kind = draw(st.sampled_from(("normal", "nan", "constant", "extreme")))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    alpha = {
+        "normal": rng.standard_normal(n),
+        "nan": np.full(n, np.nan),
+        "constant": np.full(n, 3.0),
+        "extreme": np.where(rng.random(n) < 0.5, 1e30, -1e30),
+    }[kind]
+    member = rng.random(n) < 0.7
+    member[0] = True
+    cap = rng.uniform(1, 10, n) * member
+    wb = cap / cap.sum()
+    ind = rng.integers(0, P, n)
+    X = np.zeros((n, 1 + P + S))
+    X[:, 0] = 1
+    X[np.arange(n), 1 + ind] = 1
+    X[:, 1 + P :] = rng.standard_normal((n, S))
+    A = rng.standard_normal((1 + P + S, 1 + P + S)) * 0.01
+    F = A @ A.T + np.eye(1 + P + S) * 1e-5
+    delta = rng.uniform(1e-4, 4e-4, n)
+    tradable = rng.random(n) < 0.9
+    kinds = np.r_[0, np.ones(P), np.full(S, 2)].astype(np.int8)
+    return alpha, wb, X, F, delta, tradable, member, kinds
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(rebalances())
+def test_optimiser_weights_are_finite_or_our_error(p):
+    from deepalpha.portfolio.optimizer import optimize
+
+    alpha, wb, X, F, delta, tradable, member, kinds = p
+    try:
+        res = optimize(alpha, wb, np.zeros_like(wb), X, F, delta, tradable, member,
+                       factor_kind=kinds)  # fmt: skip
+    except DeepAlphaError:
+        return
+    w = res.weights
+    assert np.isfinite(w).all() and (w >= -1e-6).all() and w.sum() <= 1 + 1e-6
+    assert np.isfinite(res.ex_ante_te)
