@@ -56,3 +56,10 @@ def test_compare_and_report_on_damaged_run_folders(tmp_path, capsys, text, needl
         (run / "metrics.json").write_text(text)
     r = run_main([command, run], capsys)
     assert_one_line_error(r, needle, "metrics.json")
+
+
+@pytest.mark.parametrize("stocks", ["0", "1", "-5"])
+def test_demo_with_too_few_stocks_is_a_usage_error(tmp_path, capsys, stocks):
+    r = run_main(["demo", "--stocks", stocks, "--out", tmp_path / "d", "--quiet"], capsys)
+    assert r.code == 2 and "Traceback" not in r.err + r.out
+    assert "--stocks" in r.err and not (tmp_path / "d").exists()

@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(
             Path("runs/demo"), help="where the demo writes its market and runs"
         ),
-        stocks: int = typer.Option(400, help="synthetic stocks"),
+        stocks: int = typer.Option(400, min=50, help="synthetic stocks (>= 50)"),
         seed: int = typer.Option(7, help="random seed"),
         quick: bool = typer.Option(False, help="CI-sized settings (fewer windows and epochs)"),
         quiet: bool = typer.Option(False, help="no progress output"),
