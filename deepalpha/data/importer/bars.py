@@ -118,12 +118,21 @@ def to_dense(df: pl.DataFrame, prices: PriceKind) -> Bars:
     present = np.zeros((T, N), bool)
     present[ti, ni] = True
 
-    def dense(col: str) -> np.ndarray:
+    def dense(col: str, scale: np.ndarray | None = None) -> np.ndarray:
+        """``float32[T, N]`` of one column, times ``scale[rows]`` in float64 first (so that
+        raw x factor rounds once, to the float32 an adjusted source would hold)."""
+        v = df[col].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        if scale is not None:
+            v = v * scale
         a = np.full((T, N), np.nan, np.float32)
-        a[ti, ni] = df[col].to_numpy().astype(np.float32)
+        a[ti, ni] = v
         return a
 
-    f = {c: dense(c) for c in (*PRICES, "volume")}
+    adj = None
+    if prices == "raw" and "factor" in df.columns:
+        adj = df["factor"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+
+    f = {c: dense(c, adj if c in PRICES else None) for c in (*PRICES, "volume")}
     if "factor" in df.columns:
         f["factor"] = dense("factor")
         missing = present & np.isnan(f["factor"])
@@ -137,18 +146,13 @@ def to_dense(df: pl.DataFrame, prices: PriceKind) -> Bars:
     else:
         f["factor"] = np.where(present, np.float32(1), np.float32(np.nan))
         notes.append(f"no adjustment factor column: factor = 1 ({prices} prices used as they are)")
-    if prices == "raw":
-        for c in PRICES:
-            f[c] *= f["factor"]
     if "mktcap" in df.columns:
         f["mktcap"] = dense("mktcap")
     elif "total_mv" in df.columns:
         f["mktcap"] = dense("total_mv") * np.float32(1e4)
     for c in ("amount", "vwap", "pe", "pb", "ps", "dv_ratio"):
         if c in df.columns:
-            f[c] = dense(c)
-            if c == "vwap" and prices == "raw":
-                f[c] *= f["factor"]
+            f[c] = dense(c, adj if c == "vwap" else None)
     n_filled = fill_suspensions(f, present)
     if n_filled:
         notes.append(

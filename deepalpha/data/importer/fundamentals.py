@@ -57,29 +57,24 @@ def wide_tables(df: pl.DataFrame, notes: list[str]) -> dict[str, str]:
     else:
         check_unique(df, ("code", "period_end"), "fundamentals")
     codes = np.unique(df["code"].to_numpy().astype("U8"))
+    periods = np.unique(df["period_end"].to_numpy().astype("datetime64[D]"))
+    pi = np.searchsorted(periods, df["period_end"].to_numpy().astype("datetime64[D]"))
+    ci = np.searchsorted(codes, df["code"].to_numpy().astype("U8"))
+    labels = np.char.replace(periods.astype(str), "-", "").tolist()
     header = "period_end," + ",".join(to_tushare(c) for c in codes.tolist())
     out: dict[str, str] = {}
-    cols = fields + (["ann_date"] if has_ann else [])
-    for f in cols:
-        val = pl.col(f)
+    for f in fields + (["ann_date"] if has_ann else []):
         if f == "ann_date":
-            val = pl.col(f).dt.strftime("%Y%m%d")
+            d = df[f].to_numpy().astype("datetime64[D]")
+            txt = np.char.replace(d.astype(str), "-", "")
+            col = np.where(np.isnat(d), "", txt)
         else:
-            val = val.cast(pl.String)
-        w = (
-            df.select(pl.col("period_end").dt.strftime("%Y%m%d").alias("p"), "code", val.alias("v"))
-            .pivot(on="code", index="p", values="v")
-            .sort("p")
-        )
-        w = w.select(
-            "p",
-            *[
-                pl.col(c) if c in w.columns else pl.lit(None, pl.String).alias(c)
-                for c in codes.tolist()
-            ],
-        )
-        lines = [header]
-        for row in w.iter_rows():
-            lines.append(",".join("" if x is None else str(x) for x in row))
+            v = df[f].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            col = np.where(np.isnan(v), "", v.astype(str))
+        grid = np.full((len(periods), len(codes)), "", dtype=col.dtype if col.size else "U1")
+        grid[pi, ci] = col
+        lines = [header] + [
+            lab + "," + ",".join(row) for lab, row in zip(labels, grid.tolist(), strict=True)
+        ]
         out[f] = "\n".join(lines) + "\n"
     return out
