@@ -64,3 +64,51 @@ def test_decompgrn_trains_on_the_size_proxy(markets, tmp_path):
     res = run_rolling(p, _cfg("decompgrn", epochs=2, hidden=8), tmp_path / "d", progress=False)
     assert res.predictions.height > 0
     assert np.isfinite(res.predictions["score"].to_numpy()).all()
+
+
+TINY_B = {
+    "system": "decompgrn",
+    "name": "tiny_b_qlib",
+    "rolling": {
+        "models": [{"name": "decompgrn", "kwargs": {"hidden": 8}}],
+        "windows": [18],
+        "valid_periods": 4,
+        "frequency": "yearly",
+        "start": "2018-01-01",
+        "dataset": {"kind": "sequence", "length": 20, "horizon": 5, "sample_stride": 10},
+        "train": {"max_epochs": 1, "patience": 1, "progress": False},
+    },
+    "evaluate": {"universes": ["all"]},
+    "portfolio": {"enabled": True, "indices": ["csi1000"], "backtest": {"freq": "monthly"}},
+}
+
+
+def test_deepalpha_run_system_b_and_a_on_a_bare_qlib_folder(tmp_path):
+    """`deepalpha run` on a Qlib folder without fundamentals or industries: System B trains,
+    evaluates and backtests (simple risk model, size-proxy weights); System A stops at once
+    with one error listing the missing inputs."""
+    import json
+
+    from deepalpha.errors import DataError
+    from deepalpha.workflows.config import parse_config
+    from deepalpha.workflows.run import run_config
+
+    cn = write_market(tmp_path / "cn", stocks=80, start="2016-01-01", end="2019-06-30", seed=3)
+    q = export_qlib(load_cn(cn, cache=False), tmp_path / "qlib", indices=load_indices(cn))
+    cfg = parse_config({**TINY_B, "data": {"path": str(q), "cache": False}})
+    metrics = run_config(cfg, tmp_path / "run_b", progress=False)
+    data = json.loads((tmp_path / "run_b" / "data.json").read_text())
+    assert data["kind"] == "Qlib provider folder"
+    assert any("size_proxy" in c for c in data["caveats"])
+    port = metrics["portfolio"]["decompgrn"]["csi1000"]
+    assert "simple" in port["risk_model"] and np.isfinite(port["excess_return"])
+    a = parse_config(
+        {
+            "system": "barra_ml",
+            "name": "tiny_a_qlib",
+            "data": {"path": str(q), "cache": False},
+            "rolling": {"models": [{"name": "mlp"}], "start": "2018-01-01"},
+        }
+    )
+    with pytest.raises(DataError, match=r"System A .*total_mv\.csv.*industr"):
+        run_config(a, tmp_path / "run_a", progress=False)
