@@ -329,3 +329,53 @@ def test_map_from_yaml_and_pairs(tmp_path):
     assert got == {"date": "TradingDay", "code": "SecuCode", "close": "ClosePrice", "volume": "Vol"}
     with pytest.raises(DataError, match="canonical=source"):
         parse_map(["close"])
+
+
+def test_daily_basic_joins_and_monthly_index_weights(tmp_path, cn, tables):
+    """A second bars table (Tushare daily_basic) adds daily market cap and valuation by
+    (date, code); Tushare index_weight snapshots (index_code, con_code, trade_date) become spells."""
+    bars = pl.read_parquet(tables["bars"])
+    basic = bars.select(
+        "ts_code",
+        "trade_date",
+        pl.col("close"),  # already in the bars: ignored
+        (pl.col("close") * 1e4).alias("total_mv"),  # 10,000 CNY
+        pl.lit(12.5).alias("pe"),
+        pl.lit(1.0).alias("turnover_rate"),
+    )
+    basic.write_parquet(tmp_path / "daily_basic.parquet")
+    month_ends = ["20200630", "20200731", "20200831"]
+    weights = pl.DataFrame(
+        {
+            "index_code": ["000300.SH"] * 5,
+            "con_code": ["600000.SH", "600000.SH", "000002.SZ", "000002.SZ", "600000.SH"],
+            "trade_date": [
+                month_ends[0],
+                month_ends[1],
+                month_ends[0],
+                month_ends[2],
+                month_ends[2],
+            ],
+            "weight": [1.0] * 5,
+        }
+    )
+    weights.write_csv(tmp_path / "index_weight.csv")
+    rep = import_tables(
+        tmp_path / "imp",
+        bars=[str(tables["bars"]), str(tmp_path / "daily_basic.parquet")],
+        prices="raw",
+        membership=str(tmp_path / "index_weight.csv"),
+    )
+    p = load_cn(tmp_path / "imp", cache=False, fields=["close", "raw_close", "mktcap", "pe"])
+    assert rep.stocks == len(STOCKS)
+    traded = p.mask("listed") & np.isfinite(p.field("pe"))
+    # daily total_mv (x 1e4 CNY) of a raw close x 1e4: mktcap = raw close x 1e8
+    np.testing.assert_allclose(
+        p.field("mktcap")[traded], p.field("raw_close")[traded] * 1e8, rtol=1e-5
+    )
+    assert (p.field("pe")[traded] == 12.5).all()
+    m = p.mask("csi300")
+    j = list(p.assets).index("SZ000002")
+    d = {str(x): k for k, x in enumerate(p.dates)}
+    assert m[d["2020-06-30"], j] and not m[d["2020-07-31"], j] and m[d["2020-08-31"], j]
+    assert m[d["2020-07-30"], j]  # a member until the day before the snapshot that omits it
