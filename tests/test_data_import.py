@@ -379,3 +379,38 @@ def test_daily_basic_joins_and_monthly_index_weights(tmp_path, cn, tables):
     d = {str(x): k for k, x in enumerate(p.dates)}
     assert m[d["2020-06-30"], j] and not m[d["2020-07-31"], j] and m[d["2020-08-31"], j]
     assert m[d["2020-07-30"], j]  # a member until the day before the snapshot that omits it
+
+
+def test_unmapped_industries_are_reported_and_mapped(tmp_path, tables):
+    ind = pl.DataFrame(
+        {"ts_code": [ts(c) for c in STOCKS], "industry": ["银行", "火星采矿", "银行", "软件服务"]}
+    )
+    ind.write_csv(tmp_path / "ind.csv")
+    spells = pl.DataFrame(
+        {"index": ["csi300"], "code": ["SH600000"], "start": ["2020-06-01"], "end": [None]},
+        schema={"index": pl.String, "code": pl.String, "start": pl.String, "end": pl.String},
+    )
+    spells.write_csv(tmp_path / "spells.csv")
+    rep = import_tables(
+        tmp_path / "a",
+        bars=str(tables["bars"]),
+        prices="raw",
+        industries=str(tmp_path / "ind.csv"),
+        membership=str(tmp_path / "spells.csv"),
+    )
+    assert any("火星采矿" in n and "--industry-map" in n for n in rep.notes)
+    p = load_cn(tmp_path / "a", cache=False, fields=["close"])
+    j = list(p.assets).index("SH600000")
+    assert p.mask("csi300")[-1, j]  # an empty end: a member to the last day
+    rep = import_tables(
+        tmp_path / "b",
+        bars=str(tables["bars"]),
+        prices="raw",
+        industries=str(tmp_path / "ind.csv"),
+        industry_map={"火星采矿": "nonferrous_metals"},
+    )
+    assert not any("map to no" in n for n in rep.notes)
+    from deepalpha.data.stockinfo import load_stock_info
+
+    info = load_stock_info(tmp_path / "b")
+    assert info.filter(pl.col("asset") == "SZ300001")["industry"][0] == "nonferrous_metals"

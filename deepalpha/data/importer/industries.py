@@ -43,8 +43,16 @@ def stock_basic_csv(
     if "list_date" in df.columns:
         df = parse_dates(df, "list_date")
     imap = dict(industry_map or {})
-    names = [imap.get(x, x) for x in df["industry"].cast(pl.String).str.strip_chars().to_list()]
-    bad = unmapped_names(names)
+    raw = df["industry"].cast(pl.String).str.strip_chars().to_list()
+    names = [imap.get(x, x) for x in raw]
+    unmapped = set(unmapped_names(names))
+    bad = sorted(
+        {
+            f"{r} (mapped to {imap[r]!r})" if r in imap else r
+            for r, n in zip(raw, names, strict=True)
+            if n in unmapped
+        }
+    )
     if bad:
         notes.append(
             f"industries: {len(bad)} name(s) map to no risk-model group (the risk model will "
