@@ -326,6 +326,12 @@ def evaluate_signal(
     usable = np.isfinite(signal) & np.isfinite(label)
     if signal.shape[0] == 0:
         raise DataError("no dates to evaluate (is the evaluation start after the last signal?)")
+    if not np.isfinite(signal).any():
+        raise DataError(
+            "the signal has no finite value on any of the evaluated dates (a model that diverged, "
+            "e.g. a too large learning rate, predicts NaN)",
+            field="signal",
+        )
     for name, m in mask.items() if isinstance(mask, Mapping) else [("(mask)", mask)]:
         if m is not None and np.shape(m) != signal.shape:
             continue  # the shape error is raised, with its name, where the mask is used
