@@ -135,3 +135,15 @@ def test_cli_start_after_end(tiny, capsys):
         capsys,
     )  # fmt: skip
     assert_one_line_error(r, "--start 2020-09-01 is after --end 2020-08-01")
+
+
+def test_cli_drop_nonfinite_counts_and_runs(tiny, tmp_path, capsys):
+    root, cn = tiny
+    out = tmp_path / "out"
+    r = run_main(
+        ["backtest", root / "inf.parquet", "--data", cn, "--drop-nonfinite", "--out", out], capsys
+    )
+    err = " ".join(r.err.split())
+    assert r.code == 0, r.err
+    assert "dropped 1 NaN/inf score(s)" in err and "Traceback" not in err
+    assert (out / "metrics.json").is_file() and not list(out.glob(".*tmp*"))
