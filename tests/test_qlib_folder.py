@@ -200,6 +200,7 @@ def test_cli_data_info_on_a_qlib_folder(tmp_path, cn):
     )
     assert r.returncode == 0, r.stderr
     assert "size_proxy" in r.stdout and "csi300" in r.stdout
+    assert "qlib" in r.stdout and "missing input" in r.stdout and "total_mv.csv" in r.stdout
     assert len(STOCKS) == 4
 
 
