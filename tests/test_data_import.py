@@ -414,3 +414,17 @@ def test_unmapped_industries_are_reported_and_mapped(tmp_path, tables):
 
     info = load_stock_info(tmp_path / "b")
     assert info.filter(pl.col("asset") == "SZ300001")["industry"][0] == "nonferrous_metals"
+
+
+def test_vol_mapped_explicitly_is_shares(tmp_path, tables):
+    bars = pl.read_parquet(tables["bars"]).with_columns(
+        pl.col("vol") * 100, pl.col("amount") * 1000
+    )
+    bars.write_parquet(tmp_path / "b.parquet")
+    import_tables(
+        tmp_path / "a", bars=str(tmp_path / "b.parquet"), prices="raw", mapping={"volume": "vol"}
+    )
+    a = load_cn(tmp_path / "a", cache=False, fields=["volume"])
+    import_tables(tmp_path / "t", bars=str(tables["bars"]), prices="raw")
+    t = load_cn(tmp_path / "t", cache=False, fields=["volume"])
+    np.testing.assert_allclose(a.field("volume"), t.field("volume"), rtol=1e-6)

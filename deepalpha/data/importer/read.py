@@ -139,11 +139,14 @@ def read_tables(
 ) -> pl.DataFrame:
     """All files of ``sources`` renamed to canonical columns and stacked (columns missing from
     a file are null there). Adds ``_tushare`` (bool): the file used Tushare's ``vol`` column
-    (volume in lots of 100 shares, amount in 1,000 CNY)."""
+    (volume in lots of 100 shares, amount in 1,000 CNY); a ``vol`` named in ``mapping`` is taken
+    as shares."""
     frames = []
     for f in expand_sources(sources):
         df = read_one(f)
-        tushare = "vol" in df.columns and "volume" not in df.columns
+        # Tushare's own `vol` (lots; amount in 1,000 CNY), unless the user mapped it explicitly
+        mapped = set((mapping or {}).values())
+        tushare = "vol" in df.columns and "volume" not in df.columns and "vol" not in mapped
         df = rename_columns(df, mapping or {}, file=str(f), strict=strict)
         frames.append(df.with_columns(pl.lit(tushare).alias("_tushare")))
     return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
