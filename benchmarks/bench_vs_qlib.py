@@ -191,7 +191,7 @@ def side_qlib(args, work: Path) -> dict:
         exp_manager={
             "class": "MLflowExpManager",
             "module_path": "qlib.workflow.expm",
-            "kwargs": {"uri": "file:" + str(work / "mlruns"), "default_exp_name": "bench"},
+            "kwargs": {"uri": (work / "mlruns").resolve().as_uri(), "default_exp_name": "bench"},
         },
     )
     from qlib.contrib.data.handler import Alpha360
