@@ -86,9 +86,14 @@ def info(
 
 @app.command()
 def validate(
-    path: Path = typer.Argument(..., help="CN-layout folder to check."),
+    path: Path = typer.Argument(
+        ..., help="Data folder to check: deepalpha layout or a plain Qlib provider folder."
+    ),
 ) -> None:
-    """List every problem in a CN-layout folder; exit 1 if there is any."""
+    """List every problem in a data folder; exit 1 if there is any.
+
+    A deepalpha layout needs every file; a Qlib provider folder is checked as it is: missing
+    fundamentals and industries (needed only by System A and the risk model) are notes."""
     from deepalpha.data.audit import validate_cn
 
     rep = validate_cn(path)
