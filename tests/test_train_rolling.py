@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -247,3 +248,57 @@ def test_killed_parent_takes_its_pool_workers_with_it(tmp_path):
     while alive(worker) and time.time() < deadline:
         time.sleep(0.1)
     assert not alive(worker), "pool worker outlived its killed parent"
+
+
+def _ray_task_pids() -> list[int]:
+    """Processes whose title says they run a deepalpha job as a Ray task."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"ray::_call_arrays" in cmd:
+            out.append(int(d.name))
+    return out
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_worker_killed_mid_job_is_redone(panel, reference, tmp_path):
+    """A Ray worker SIGKILLed while it trains a job: the task is re-run on a new worker, the run
+    completes and its predictions equal a clean run's."""
+    try:
+        import ray  # noqa: F401
+    except Exception as e:  # pragma: no cover - depends on the environment
+        pytest.skip(f"ray cannot be imported: {e}")
+    if not Path("/proc/self/cmdline").exists():  # pragma: no cover
+        pytest.skip("needs /proc to find the Ray worker")
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def killer() -> None:
+        while not stop.is_set() and not killed:
+            pids = _ray_task_pids()
+            if pids:
+                time.sleep(0.2)  # mid-job: after the task started training
+                try:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(pids[0])
+                except ProcessLookupError:
+                    continue
+            time.sleep(0.01)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    try:
+        cfg = small_rolling_config(executor="ray", address="local", workers=1)
+        res = run_rolling(panel, cfg, tmp_path / "ray_killed", progress=False)
+    finally:
+        stop.set()
+        t.join()
+    assert killed, "no Ray task process was found to kill"
+    assert len(res.trained) == 4
+    assert res.predictions.equals(reference.predictions)

@@ -154,12 +154,16 @@ class ProcessExecutor:
 class RayExecutor:
     """Ray tasks (``num_cpus`` each). ``address``: ``local`` starts a private local cluster
     (``workers`` CPUs, no dashboard) and shuts it down afterwards; ``auto`` or ``ray://host:port``
-    connects to a running one."""
+    connects to a running one. A task whose worker process dies is re-run up to ``max_retries``
+    times (jobs are pure functions, so a re-run gives the same result)."""
 
-    def __init__(self, address: str = "local", workers: int = 2, num_cpus: float = 1.0) -> None:
+    def __init__(
+        self, address: str = "local", workers: int = 2, num_cpus: float = 1.0, max_retries: int = 3
+    ) -> None:
         self.address = address
         self.workers = workers
         self.num_cpus = num_cpus
+        self.max_retries = max_retries
 
     def run(self, fn: JobFn, panel: Panel, jobs: Sequence[J]) -> Iterator[tuple[J, Any]]:
         if not jobs:
@@ -183,7 +187,10 @@ class RayExecutor:
                 ray.init(address=self.address, log_to_driver=False, configure_logging=False)
             started = True
         try:
-            remote = ray.remote(num_cpus=self.num_cpus, max_retries=0)(_call_arrays)
+            # a job is a pure function of (config, data, job), so a task whose worker died (killed,
+            # out of memory, node lost) is simply run again; errors raised by the job itself are
+            # not retried (retry_exceptions off) and reach the caller as before
+            remote = ray.remote(num_cpus=self.num_cpus, max_retries=self.max_retries)(_call_arrays)
             ref = ray.put(panel_to_arrays(panel))
             pending = {remote.remote(fn, ref, j): j for j in jobs}
             while pending:
