@@ -18,5 +18,5 @@ deepalpha compare "$runs/system_b_seeds" --markdown
 deepalpha compare --paired gru "$runs/system_b_seeds" --markdown
 for s in 0 1 2; do
   deepalpha compare --paired "gru/s$s" "$runs/system_b_seeds" --universe all --markdown \
-    | awk -v s="$s" '/^decompgrn\/s/ { keep = ($1 == "decompgrn/s" s) } keep'
+    | awk -v s="$s" '/ vs / { keep = ($1 == "decompgrn/s" s) } keep'
 done
