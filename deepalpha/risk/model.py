@@ -4,12 +4,14 @@ Shapes: ``T`` model dates (trading days for ``freq="daily"``, month ends for ``"
 ``N`` assets, ``S`` styles, ``P`` industries, ``K = 1 + P + S`` factors ``[country, industries,
 styles]``, ``D`` covariance dates.
 
-Estimation universe (ESTU) at t: listed for at least 252 trading days (from the list date when
-given, else from the first listed day in the panel), tradable at t (not suspended, not
-limit-locked), positive cap, an industry. Regression weights ``sqrt(cap)`` inside the ESTU.
+Estimation universe (ESTU): rebalanced at month ends -- listed for at least 252 trading days
+(from the list date when given, else from the first listed day in the panel), positive cap, an
+industry, traded in the last month -- and held until the next month end (`estimation_universe`);
+it does not depend on the day's tradability. Regression weights ``sqrt(cap)`` inside the ESTU.
 
-Daily model: row t regresses the return over ``t -> t+1`` on the exposures at t (stocks
-suspended at t+1 are left out of that regression); the last row is NaN. Monthly model: dates
+Daily model: row t regresses the return over ``t -> t+1`` on the exposures at t; stocks
+suspended or locked at a price limit on the return day t+1 are left out of that regression
+(`regression_mask`); the last row is NaN. Monthly model: dates
 are the month ends, row m regresses the compounded return from month end m to month end m+1 on
 the exposures at m. Half-lives of the monthly model are the daily ones divided by 21.
 
@@ -262,17 +264,52 @@ def listed_age(listed: np.ndarray, dates: np.ndarray, list_dates: np.ndarray | N
 def estimation_universe(
     panel: Panel, ind: np.ndarray, min_days: int, list_dates: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(``estu bool[T, N]``, ``target bool[T, N]``): target = listed with a positive cap and an
-    industry (stocks that get exposures); estu adds tradable and listed >= `min_days`."""
+    """(``estu bool[T, N]``, ``target bool[T, N]``).
+
+    target = listed with a positive cap, a price and an industry (stocks that get exposures).
+    estu = the slowly-rebalanced estimation universe used for standardisation, orthogonalisation,
+    filling and (after the return-day filter of `regression_mask`) the regression: membership is
+    decided on each month's last trading day m -- in `target`, listed >= `min_days` trading days,
+    traded (volume > 0) at least once in the 21 trading days up to m -- and held on the days
+    after m up to the next month end (rows before the first month end use their own day's rule).
+    A member must still be in `target` on the day. Day-t tradability (suspension, price limits)
+    does not enter: a market-wide limit day no longer empties the universe.
+    """
     cap = panel.field("mktcap")
     close = panel.field("close")
     listed = panel.masks.get("listed", np.isfinite(close))
     susp = _suspended(panel)
-    tradable = panel.masks.get("tradable", ~susp)
     target = listed & np.isfinite(cap) & (cap > 0) & (ind >= 0)[None, :] & np.isfinite(close)
     age = listed_age(listed, panel.dates, list_dates)
-    estu = target & tradable & ~susp & (age >= min_days)
+    traded = listed & ~susp
+    recent = np.cumsum(traded, axis=0, dtype=np.int32)
+    recent[21:] -= recent[:-21].copy()
+    candidate = target & (age >= min_days) & (recent > 0)
+    T = len(panel.dates)
+    ends = month_end_rows(panel.dates)
+    src = np.arange(T)  # row whose candidate rule applies on each day
+    k = np.searchsorted(ends, np.arange(T), side="right") - 1  # latest month end <= t
+    src[k >= 0] = ends[k[k >= 0]]
+    estu = candidate[src] & target
     return estu, target
+
+
+def regression_mask(panel: Panel) -> np.ndarray:
+    """``bool[T, N]``: may the return over ``t -> t+1`` enter row t's regression?
+
+    False when the stock is suspended on the return day t+1 (no return) or closes locked at a
+    price limit on t+1 (``limit_up`` / ``limit_down`` masks: the return is censored, the rest
+    of the move shows up later). The last row is all False (no return day). Closing at a limit
+    on t itself does not matter: the t -> t+1 return is a real, uncensored price change.
+    """
+    susp = _suspended(panel)
+    bad = susp.copy()
+    for k in ("limit_up", "limit_down"):
+        if k in panel.masks:
+            bad |= panel.masks[k]
+    ok = np.zeros_like(bad)
+    ok[:-1] = ~bad[1:]
+    return ok
 
 
 def _suspended(panel: Panel) -> np.ndarray:
@@ -420,6 +457,7 @@ def build_risk_model(
         rows = np.arange(T)
         r_next = np.full((T, N), np.nan)
         r_next[:-1] = ret[1:]
+        reg_w = np.where(regression_mask(panel), weights, 0.0).astype(np.float32)
     else:
         rows = month_end_rows(panel.dates)
         close = panel.field("close").astype(np.float64)
@@ -431,6 +469,7 @@ def build_risk_model(
         styles = styles[rows]
         weights = weights[rows]
         ind_tn = ind_tn[rows]
+        reg_w = weights
     del ret
     Tm = len(rows)
     nd = [0]
@@ -439,7 +478,7 @@ def build_risk_model(
         nd[0] += n
         report("regression", 0.55 + 0.2 * nd[0] / Tm)
 
-    res = regress(styles, ind_tn, P, r_next, weights, chunk=cfg.chunk, progress=reg_step)
+    res = regress(styles, ind_tn, P, r_next, reg_w, chunk=cfg.chunk, progress=reg_step)
     del r_next
     dates = panel.dates[rows]
     cov_idx = (
@@ -500,6 +539,7 @@ __all__ = [
     "build_risk_model",
     "estimation_universe",
     "month_end_rows",
+    "regression_mask",
 ]
 
 

@@ -1,0 +1,69 @@
+"""Fidelity fixes of the risk model (issue 17, items 1-6): each test fails on the code before
+the fix and passes after it. Small synthetic panels; real-data checks live in
+`test_risk_fidelity_real.py` and skip without ``../shared/data/cn``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepalpha.data.panel import Panel
+from deepalpha.risk.model import estimation_universe, regression_mask
+
+
+def _panel(T: int = 80, N: int = 40, seed: int = 0, **masks: np.ndarray) -> Panel:
+    rng = np.random.default_rng(seed)
+    dates = np.busday_offset("2015-01-01", np.arange(T), roll="forward").astype("datetime64[D]")
+    close = 10 * np.exp(np.cumsum(rng.normal(0, 0.01, (T, N)), axis=0))
+    cap = close * 1e8
+    vol = np.full((T, N), 1e6)
+    fields = ("close", "volume", "mktcap")
+    data = np.stack([close, vol, cap]).astype(np.float32)
+    listed = np.ones((T, N), dtype=bool)
+    m = {"listed": listed, "suspended": np.zeros((T, N), dtype=bool), **masks}
+    return Panel(data, dates, np.array([f"SH{600000 + i}" for i in range(N)]), fields, m)
+
+
+def test_estu_ignores_a_market_wide_limit_day():
+    """Item 2: 96 % of stocks locked at the limit on t must not empty the ESTU of t (the old
+    ESTU dropped every stock that was not tradable on t)."""
+    T, N = 80, 40
+    up = np.zeros((T, N), dtype=bool)
+    t = 50
+    up[t, : int(0.96 * N)] = True
+    p = _panel(T, N, limit_up=up, limit_down=np.zeros_like(up), tradable=~up)
+    ind = np.arange(N) % 4
+    estu, target = estimation_universe(p, ind, min_days=20, list_dates=None)
+    assert estu[t].sum() == N  # the membership does not move with day-t tradability
+    assert (estu[t] == estu[t - 1]).all()
+
+
+def test_estu_is_monthly_and_needs_age():
+    T, N = 80, 10
+    p = _panel(T, N)
+    lst = p.masks["listed"].copy()
+    lst[:30, 0] = False  # stock 0 lists on row 30
+    p = p.with_masks(listed=lst)
+    ind = np.zeros(N, dtype=int)
+    estu, _ = estimation_universe(p, ind, min_days=10, list_dates=None)
+    ends = np.nonzero(np.r_[p.dates.astype("datetime64[M]")[1:] != p.dates.astype("datetime64[M]")[:-1], True])[0]
+    first_in = int(np.argmax(estu[:, 0]))
+    assert first_in in set(ends.tolist() + [0])  # joins only on a month end
+    assert first_in >= 30 + 9
+    # membership constant between month ends
+    for a, b in zip(ends[:-1], ends[1:]):
+        assert (estu[a : b] == estu[a][None]).all()
+
+
+def test_regression_filters_on_the_return_day():
+    """Item 2: a stock locked at the limit on t+1 leaves row t's regression; one locked on t
+    stays (its t -> t+1 return is not censored)."""
+    T, N = 30, 6
+    up = np.zeros((T, N), dtype=bool)
+    up[10, 0] = True  # locked on day 10
+    susp = np.zeros((T, N), dtype=bool)
+    susp[12, 1] = True
+    p = _panel(T, N, limit_up=up, limit_down=np.zeros_like(up), suspended=susp)
+    ok = regression_mask(p)
+    assert not ok[9, 0] and ok[10, 0]  # row 9 regresses the return of day 10 (censored)
+    assert not ok[11, 1] and ok[12, 1]
+    assert not ok[-1].any()
