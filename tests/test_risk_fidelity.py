@@ -67,3 +67,42 @@ def test_regression_filters_on_the_return_day():
     assert not ok[9, 0] and ok[10, 0]  # row 9 regresses the return of day 10 (censored)
     assert not ok[11, 1] and ok[12, 1]
     assert not ok[-1].any()
+
+
+def test_value_yields_are_repriced_daily():
+    """Item 1: pb / pe / dv_ratio are period-end values held for a quarter; the yields must move
+    with the daily price (book / cap_t), not stay at the quarter-end level."""
+    from deepalpha.risk.styles import DescriptorSource
+
+    dates = np.busday_offset("2020-03-02", np.arange(90), roll="forward").astype("datetime64[D]")
+    T, N = len(dates), 3
+    close = np.full((T, N), 10.0)
+    # the price doubles after the 03-31 quarter end (row of 2020-03-31 is the reference)
+    q = int(np.searchsorted(dates, np.datetime64("2020-03-31"), "right")) - 1
+    close[q + 5 :] = 20.0
+    pb = np.full((T, N), np.nan)
+    pb[q + 1 :] = 2.0  # the 03-31 value, usable from the first day after (03-31 is a trading day)
+    pb[q] = 2.0
+    pe = np.where(np.isfinite(pb), 10.0, np.nan)
+    dv = np.where(np.isfinite(pb), 3.0, np.nan)
+    src = DescriptorSource({"close": close, "pb": pb, "pe": pe, "dv_ratio": dv}, None, dates)
+    btop = src.compute("BTOP")
+    assert np.allclose(btop[q + 1 : q + 5], 0.5)
+    assert np.allclose(btop[q + 5 :][dates[q + 5 :] < np.datetime64("2020-06-30")], 0.25)
+    assert np.allclose(src.compute("ETOP")[q + 6], 0.05)
+    assert np.allclose(src.compute("DTOP")[q + 6], 0.015)
+    # at the next quarter end the reference moves: the ratio resets to 1 (new period value)
+    r = int(np.searchsorted(dates, np.datetime64("2020-06-30"), "right")) - 1
+    assert np.allclose(btop[r + 1], 0.5)  # pb still 2, reference price 20 = price 20
+
+
+def test_reprice_reference_rows_never_look_ahead():
+    from deepalpha.risk.descriptors import period_end_ref_rows
+
+    d = np.array(
+        ["2023-09-28", "2023-10-02", "2023-12-29", "2024-01-02", "2024-03-29", "2024-04-01"],
+        dtype="datetime64[D]",
+    )
+    ref = period_end_ref_rows(d)
+    assert ref.tolist() == [-1, 0, 0, 2, 2, 4]
+    assert (ref <= np.arange(len(d))).all()

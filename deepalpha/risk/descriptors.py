@@ -23,10 +23,10 @@ STREV         sum of log returns, averaged over the last 3 days               W 
 LTRSTR        minus the sum of log returns lagged 273 days, 11-day mean       W 504, HL 260
 STOM/Q/A      ln of summed turnover per month over 1 / 3 / 12 months          21 / 63 / 252
 ATVR          exponentially weighted sum of turnover                          W 252, HL 63
-BTOP          1 / pb                                                          -
-ETOP          1 / pe (pe > 0)                                                 -
+BTOP          1 / pb at the period end, re-priced daily (`reprice_ratio`)     -
+ETOP          1 / pe (pe > 0) at the period end, re-priced daily              -
 EBITTOP       EBIT / market cap (negative for loss makers)                    -
-DTOP          dividend yield dv_ratio / 100                                   -
+DTOP          dividend yield dv_ratio / 100 at the period end, re-priced      -
 EGRO          YoY EBIT change / mean(|EBIT now|, |EBIT a year ago|)           252 days
 DTOA          debt to assets                                                  -
 ROE, ROA      return on equity / assets                                       -
@@ -236,6 +236,46 @@ def inverse_nonzero(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(np.isfinite(x) & (x != 0), 1.0 / x, np.nan)
+
+
+def period_end_ref_rows(dates: np.ndarray) -> np.ndarray:
+    """For each trading day t, the row of the last trading day on or before the latest calendar
+    quarter end ``<= dates[t]`` -> ``int64[T]`` (-1 when that quarter end precedes the first date).
+
+    Period-end market ratios (pb, pe, dv_ratio) are stamped at the quarter end and used from the
+    first trading day on or after it (`deepalpha.data.fundamentals.to_daily`); they were computed
+    at the close of this reference row, which is never after t (no look-ahead).
+    """
+    d = np.asarray(dates, dtype="datetime64[D]")
+    if d.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    months = d.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+    qmonth = months - (months % 3)  # first month of the day's quarter
+    # the quarter end on or before t is the last day of the month before the quarter start,
+    # unless t is itself the last calendar day of its quarter
+    q_start = qmonth.astype("datetime64[M]").astype("datetime64[D]")
+    q_end_prev = q_start - np.timedelta64(1, "D")
+    q_end_this = (qmonth + 3).astype("datetime64[M]").astype("datetime64[D]") - np.timedelta64(1, "D")
+    qe = np.where(d >= q_end_this, q_end_this, q_end_prev)
+    return np.searchsorted(d, qe, side="right").astype(np.int64) - 1
+
+
+def reprice_ratio(close: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """``close[ref(t)] / close[t]`` -> float64[T, N] (`period_end_ref_rows`; NaN where unknown).
+
+    A period-end yield ``Y = V / cap_pe`` (book, earnings or dividends over the period-end
+    cap ``total_mv``) re-priced to day t is ``V / cap_t = Y * cap_pe / cap_t``; the daily cap is
+    the period-end cap carried by the back-adjusted close (`carry_mktcap`), so
+    ``cap_pe / cap_t = close[ref] / close[t]``. close : float[T, N] back-adjusted.
+    """
+    c = np.asarray(close, dtype=np.float64)
+    ref = period_end_ref_rows(dates)
+    out = np.full_like(c, np.nan)
+    ok = ref >= 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[ok] = c[ref[ok]] / c[ok]
+    out[~np.isfinite(out) | ~(out > 0)] = np.nan
+    return out
 
 
 def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:

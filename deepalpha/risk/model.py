@@ -438,7 +438,7 @@ def build_risk_model(
     cap = panel.field("mktcap").astype(np.float64)
     weights = np.where(estu, np.sqrt(np.where(estu, cap, 0.0)), 0.0).astype(np.float32)
     fields = {k: panel.field(k) for k in panel.fields}
-    src = DescriptorSource(fields, _suspended(panel))
+    src = DescriptorSource(fields, _suspended(panel), panel.dates)
     done = [0]
 
     def style_step(name: str) -> None:

@@ -16,9 +16,10 @@ Liquidity              STOM (0.35), STOQ (0.35), STOA (0.15), ATVR (0.15) on tur
                        volume / shares
 Momentum               RSTR (252 days, HL 126, 11-day mean lagged 11 days)
 ShortTermReversal      STREV (21 days, HL 5, 3-day mean)
-BookToPrice            BTOP = 1 / pb
-EarningsYield          ETOP = 1 / pe (0.5), EBITTOP = EBIT / cap (0.5)
-DividendYield          DTOP = dv_ratio / 100
+BookToPrice            BTOP = book / cap_t, book = total_mv / pb at the period end
+EarningsYield          ETOP = earnings / cap_t (earnings = total_mv / pe) (0.5),
+                       EBITTOP = EBIT / cap (0.5)
+DividendYield          DTOP = dividends / cap_t (dividends = dv_ratio / 100 * total_mv)
 Growth                 EGRO = YoY EBIT change / mean |EBIT| (252 days apart)
 Leverage               DTOA = debt / assets
 Profitability          ROE (0.5), ROA (0.5)
@@ -36,7 +37,6 @@ value, no risk-free rate, no float cap, quarterly fundamentals):
 - Liquidity turnover = volume / shares with shares implied by the quarter-end cap, so a share
   issue shows up only at the next quarter end;
 - EarningsYield has no cash-earnings (CETOP) and uses EBIT / total cap for EBIT / EV;
-- BookToPrice is 1 / pb at the latest period end (no book value field);
 - Growth is the YoY change of (year-to-date) EBIT, not the 5-year slope of EPS and sales;
 - Leverage has only DTOA (no market / book leverage: no long-term debt or preferred equity);
 - Profitability uses ROE and ROA only (no asset turnover, gross margin, accruals);
@@ -107,11 +107,20 @@ class DescriptorSource:
 
     fields : mapping name -> float[T, N] with close, volume, mktcap, shares (or raw_close),
     pb, pe, dv_ratio, ebit, debt_to_assets, roe, roa. suspended : bool[T, N] or None.
+    dates : datetime64[D][T] or None. With dates, the period-end yields BTOP, ETOP and DTOP are
+    re-priced to the day's price (`descriptors.reprice_ratio`); without, they are the stale
+    period-end values.
     """
 
-    def __init__(self, fields: Mapping[str, np.ndarray], suspended: np.ndarray | None = None):
+    def __init__(
+        self,
+        fields: Mapping[str, np.ndarray],
+        suspended: np.ndarray | None = None,
+        dates: np.ndarray | None = None,
+    ):
         self.fields = fields
         self.suspended = suspended
+        self.dates = None if dates is None else np.asarray(dates, dtype="datetime64[D]")
         self._cache: dict[str, np.ndarray] = {}
 
     def field(self, name: str) -> np.ndarray:
@@ -151,6 +160,16 @@ class DescriptorSource:
 
         return self._get("turnover", f)
 
+    @property
+    def reprice(self) -> np.ndarray | float:
+        """``cap_pe / cap_t`` float64[T, N] (1.0 without dates; NaN where unknown -> 1.0)."""
+        if self.dates is None:
+            return 1.0
+        return self._get(
+            "reprice",
+            lambda: np.nan_to_num(d.reprice_ratio(self.field("close"), self.dates), nan=1.0),
+        )
+
     def compute(self, name: str) -> np.ndarray:
         """One descriptor, float64[T, N]."""
         if name == "LNCAP":
@@ -179,13 +198,13 @@ class DescriptorSource:
         if name == "ATVR":
             return d.atvr(self.turnover)
         if name == "BTOP":
-            return d.inverse_nonzero(self.field("pb"))
+            return d.inverse_nonzero(self.field("pb")) * self.reprice
         if name == "ETOP":
-            return d.inverse_positive(self.field("pe"))
+            return d.inverse_positive(self.field("pe")) * self.reprice
         if name == "EBITTOP":
             return d.ratio(self.field("ebit"), self.cap)
         if name == "DTOP":
-            return np.asarray(self.field("dv_ratio"), dtype=np.float64) / 100.0
+            return np.asarray(self.field("dv_ratio"), dtype=np.float64) / 100.0 * self.reprice
         if name == "EGRO":
             return d.yoy_growth(self.field("ebit"))
         if name == "DTOA":
