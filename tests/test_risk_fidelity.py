@@ -106,3 +106,15 @@ def test_reprice_reference_rows_never_look_ahead():
     ref = period_end_ref_rows(d)
     assert ref.tolist() == [-1, 0, 0, 2, 2, 4]
     assert (ref <= np.arange(len(d))).all()
+
+
+def test_missing_dividend_yield_is_zero_where_valuation_exists():
+    """Item 3: dv_ratio NaN with a valid pb = no dividend -> DTOP 0 (the old code left NaN,
+    later filled with an industry + Size prediction, i.e. an average yield)."""
+    from deepalpha.risk.styles import DescriptorSource
+
+    pb = np.array([[2.0, 2.0, np.nan]])
+    dv = np.array([[1.5, np.nan, np.nan]])
+    src = DescriptorSource({"close": np.ones((1, 3)), "pb": pb, "dv_ratio": dv})
+    out = src.compute("DTOP")
+    assert out[0, 0] == 0.015 and out[0, 1] == 0.0 and np.isnan(out[0, 2])

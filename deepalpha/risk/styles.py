@@ -19,7 +19,8 @@ ShortTermReversal      STREV (21 days, HL 5, 3-day mean)
 BookToPrice            BTOP = book / cap_t, book = total_mv / pb at the period end
 EarningsYield          ETOP = earnings / cap_t (earnings = total_mv / pe) (0.5),
                        EBITTOP = EBIT / cap (0.5)
-DividendYield          DTOP = dividends / cap_t (dividends = dv_ratio / 100 * total_mv)
+DividendYield          DTOP = dividends / cap_t (dividends = dv_ratio / 100 * total_mv);
+                       a missing dv_ratio where pb exists is 0 (no dividend)
 Growth                 EGRO = YoY EBIT change / mean |EBIT| (252 days apart)
 Leverage               DTOA = debt / assets
 Profitability          ROE (0.5), ROA (0.5)
@@ -204,7 +205,12 @@ class DescriptorSource:
         if name == "EBITTOP":
             return d.ratio(self.field("ebit"), self.cap)
         if name == "DTOP":
-            return np.asarray(self.field("dv_ratio"), dtype=np.float64) / 100.0 * self.reprice
+            # a missing dv_ratio next to a valid pb means "no dividend in the trailing year"
+            # (evidence in deepalpha/risk/README.md): yield 0, not an industry + Size guess
+            dv = np.asarray(self.field("dv_ratio"), dtype=np.float64)
+            has_val = np.isfinite(np.asarray(self.field("pb"), dtype=np.float64))
+            dv = np.where(np.isnan(dv) & has_val, 0.0, dv)
+            return dv / 100.0 * self.reprice
         if name == "EGRO":
             return d.yoy_growth(self.field("ebit"))
         if name == "DTOA":
