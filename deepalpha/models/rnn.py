@@ -17,13 +17,14 @@ over the whole sequence and the recurrence is a scan::
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Literal
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from deepalpha.models import scan_kernels, scan_triton
+from deepalpha.models import gru_fused, scan_kernels, scan_triton
 from deepalpha.models.common import RMSNorm, SwiGLU, default
 from deepalpha.models.scan import Backend, lin_rnn_packed, linear_scan
 
@@ -112,20 +113,46 @@ class RNNLinLayer(nn.Module):
         return torch.sigmoid(F.linear(x, w_fc[1], w_o[1])) * h
 
 
+GRUBackend = Literal["auto", "torch"]
+
+
 class GRUModel(nn.Module):
     """GRU baseline (Qlib Alpha360 style): ``nn.GRU`` (2 layers, hidden 64), Linear head on the
-    last step. ``x [n, t, f] -> [n]``."""
+    last step. ``x [n, t, f] -> [n]``.
+
+    ``backend="auto"`` runs the ``nn.GRU``'s own weights on the fused C recurrence of
+    ``deepalpha.models.gru_fused`` (the same equations; float32 rounding apart, the same outputs
+    and gradients) when the input is CPU float32 and the kernels load (``gru_fused.available``),
+    else ``nn.GRU`` itself; ``"torch"`` always uses ``nn.GRU``. The parameters are those of the
+    ``nn.GRU`` either way (``state_dict`` keys ``rnn.weight_ih_l0``, ...), so checkpoints move
+    between backends.
+    """
 
     def __init__(
-        self, n_features: int, hidden: int = 64, layers: int = 2, dropout: float = 0.0
+        self,
+        n_features: int,
+        hidden: int = 64,
+        layers: int = 2,
+        dropout: float = 0.0,
+        backend: GRUBackend = "auto",
     ) -> None:
         super().__init__()
+        if backend not in ("auto", "torch"):
+            raise ValueError(f"GRU backend must be 'auto' or 'torch', got {backend!r}")
+        self.backend = backend
         self.rnn = nn.GRU(n_features, hidden, layers, batch_first=True, dropout=dropout)
         self.head = nn.Linear(hidden, 1)
 
+    def uses_fused(self, x: Tensor) -> bool:
+        """Whether ``forward(x)`` takes the fused C path."""
+        return self.backend == "auto" and gru_fused.available(self.rnn, x)
+
     def forward(self, x: Tensor, group_ids: Tensor | None = None) -> Tensor:
-        out, _ = self.rnn(x)
-        return self.head(out[:, -1]).squeeze(-1)
+        if self.uses_fused(x):
+            last = gru_fused.gru_fused(self.rnn, time_major(x), last_only=True)
+        else:
+            last = self.rnn(x)[0][:, -1]
+        return self.head(last).squeeze(-1)
 
 
 class RNNLin(nn.Module):

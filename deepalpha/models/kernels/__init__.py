@@ -1,5 +1,5 @@
-"""Build and load the fused C kernels of ``mhc.c`` and ``linrnn.c`` (ctypes; no torch headers, no
-extra dependency), compiled together into one library.
+"""Build and load the fused C kernels of ``mhc.c``, ``linrnn.c`` and ``gru.c`` (ctypes; no torch
+headers, no extra dependency), compiled together into one library.
 
 Legend of dimension letters (as in the C sources):
     b  batch (all leading dims flattened)    s, i, j  residual streams (n of them)
@@ -7,7 +7,8 @@ Legend of dimension letters (as in the C sources):
 
 ``library()`` returns the loaded ``ctypes.CDLL`` (argument types declared), or None when the
 kernels are disabled (``DEEPALPHA_KERNELS=0``) or unavailable; callers then use eager torch ops
-(see ``deepalpha.models.fused`` and ``deepalpha.models.scan_kernels``). The first call in a process
+(see ``deepalpha.models.fused``, ``deepalpha.models.scan_kernels`` and
+``deepalpha.models.gru_fused``). The first call in a process
 compiles the sources unless a build of the same sources already sits in the cache folder::
 
     $CC (else cc, else gcc) -O3 -march=native -fno-trapping-math -fopenmp -shared -fPIC
@@ -35,7 +36,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-SOURCES = (Path(__file__).with_name("mhc.c"), Path(__file__).with_name("linrnn.c"))
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("mhc.c", "linrnn.c", "gru.c"))
 SOURCE = SOURCES[0]
 ABI_VERSION = 1  # mhc_abi_version() of the matching mhc.c
 FLAG_SETS: tuple[tuple[str, ...], ...] = (
@@ -58,6 +59,9 @@ SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "linrnn_max_h": (_I32, []),
     "linrnn_fwd": (_I32, [_P, _P, _P, _I64, _I64, _I64, _I32, _I32]),
     "linrnn_bwd": (_I32, [_P, _P, _P, _P, _I64, _I64, _I64, _I32, _I32, _I32]),
+    "gru_max_h": (_I32, []),
+    "gru_fwd": (_I32, [_P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I32]),
+    "gru_bwd": (_I32, [_P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I32, _I32]),
 }
 
 
