@@ -210,3 +210,19 @@ def test_check_settings_reads_only(tiny, made):
     assert run_folder.check_settings(made, cfg(tiny))["data_fingerprint"]
     assert run_folder.check_settings(made.parent / "new", cfg(tiny)) is None
     assert snapshot(made) == before and not (made.parent / "new").exists()
+
+
+def test_adding_seeds_or_models_is_allowed_changing_a_model_is_not(tiny, made):
+    """A folder's study may grow (more seeds, another model; the rolling jobs already done are
+    reused), but a held model's spec may not change: refused by name, before any write."""
+    rolling = cfg(tiny).rolling.model_dump(mode="json")
+    models = rolling["models"]
+    run_config(cfg(tiny, rolling={**rolling, "seeds": [0, 1]}), made, progress=False)
+    more = [*models, {"name": "linear", "seeds": [3]}]
+    run_config(cfg(tiny, rolling={**rolling, "models": more}), made, progress=False)
+    before = snapshot(made)
+    changed = [{**models[0], "kwargs": {"hidden": 8}}]
+    key = models[0].get("tag") or models[0]["name"]
+    with pytest.raises(ConfigError, match=rf"rolling\.models\[{key}\]\.kwargs"):
+        run_config(cfg(tiny, rolling={**rolling, "models": changed}), made, progress=False)
+    assert snapshot(made) == before

@@ -151,6 +151,49 @@ def test_run_from_an_older_version_without_a_new_setting_resumes(panel, referenc
         )
 
 
+def test_a_run_may_add_seeds_and_models_but_not_change_them(panel, reference, tmp_path):
+    """Adding a seed or a model to a folder trains only the new jobs (the old ones' bytes stay);
+    a subset resumes; changing a held model's spec or a shared setting is refused by name."""
+    from deepalpha.train.rolling import ModelSpec
+
+    run = tmp_path / "run"
+    shutil.copytree(reference.run_dir, run)
+    before = {j.key: (job_dir(run, j) / "model.pt").read_bytes() for j in reference.jobs}
+    lin, rnn = (
+        ModelSpec(name="linear"),
+        ModelSpec(name="rnn_lin", kwargs={"hidden": 4, "layers": 1}),
+    )
+    more = small_rolling_config(models=[lin, rnn], seeds=[0, 1])
+    res = run_rolling(panel, more, run, progress=False)
+    assert {(j.model, j.seed) for j in res.trained} == {
+        ("linear", 1),
+        ("rnn_lin", 0),
+        ("rnn_lin", 1),
+    }
+    assert len(res.skipped) == 4
+    assert before == {j.key: (job_dir(run, j) / "model.pt").read_bytes() for j in reference.jobs}
+    old = res.predictions.filter((pl.col("model") == "linear") & (pl.col("seed") == 0))
+    assert old.equals(reference.predictions)
+    stored = json.loads((run / "run.json").read_text())["settings"]
+    assert {m["name"]: m["seeds"] for m in stored["models"]} == {
+        "linear": [0, 1],
+        "rnn_lin": [0, 1],
+    }
+    # a subset (the original study) resumes with nothing to train, the record keeps both models
+    again = run_rolling(panel, small_rolling_config(), run, progress=False)
+    assert again.trained == [] and again.predictions.equals(reference.predictions)
+    stored = json.loads((run / "run.json").read_text())["settings"]
+    assert {m["name"] for m in stored["models"]} == {"linear", "rnn_lin"}
+    # a held model's spec may not change, even when the run leaves it out
+    run_json = (run / "run.json").read_bytes()
+    wider = ModelSpec(name="rnn_lin", kwargs={"hidden": 8, "layers": 1})
+    with pytest.raises(ConfigError, match=r"models\[rnn_lin\]\.kwargs\.hidden \(4 -> 8\)"):
+        run_rolling(panel, small_rolling_config(models=[wider]), run, progress=False)
+    with pytest.raises(ConfigError, match=r"differs at windows \(\[3\] -> \[2\]\)"):
+        run_rolling(panel, small_rolling_config(windows=[2], seeds=[0, 1]), run, progress=False)
+    assert (run / "run.json").read_bytes() == run_json
+
+
 @pytest.mark.slow
 def test_no_lookahead_predictions_up_to_D_unchanged(panel, reference, tmp_path):
     D = np.datetime64("2020-07-15")

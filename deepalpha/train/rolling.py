@@ -471,46 +471,47 @@ def data_fingerprint(panel: Panel) -> str:
     return h.hexdigest()
 
 
-def _check_run_dir(run_dir: Path, cfg: RollingConfig, fp: str) -> None:
-    """Create ``run_dir/run.json`` or check that the existing run used the same settings and data.
+def _model_key(m: dict[str, Any]) -> str:
+    return ModelSpec.model_validate(m).key
 
-    A run written by an older version that lacked a setting now at its default still matches: its
-    stored settings are re-read with today's defaults and fingerprinted again.
+
+def _study_parts(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Split result settings into (the study's shared settings, {model key: spec without seeds}).
+
+    Stored settings are first re-read with today's defaults (a run made before a setting existed
+    still matches while the new setting is at its default); unreadable ones are used as stored.
     """
-    meta = run_dir / "run.json"
-    want = {"config": cfg.result_fingerprint(), "data": fp}
-    if meta.is_file():
-        have = json.loads(meta.read_text())
-        same = {
-            "config": want["config"] in (have.get("config"), _upgraded_fingerprint(have)),
-            "data": have.get("data") == want["data"],
-        }
-        for k in ("config", "data"):
-            if not same[k]:
-                diff = _settings_diff(have.get("settings"), cfg) if k == "config" else ""
-                raise ConfigError(
-                    f"{run_dir}: existing run has a different {k} fingerprint "
-                    f"({have.get(k)} != {want[k]}){diff}; use a new run directory"
-                )
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps({**want, "settings": cfg.model_dump(mode="json")}, indent=1))
-    os.replace(tmp, meta)
-
-
-def _upgraded_fingerprint(have: dict[str, Any]) -> str | None:
-    """Fingerprint of a stored run's settings read with today's defaults (None: unreadable)."""
     try:
-        return RollingConfig.model_validate(have["settings"]).result_fingerprint()
-    except (KeyError, TypeError, ValueError):
-        return None
+        settings = RollingConfig.model_validate(settings).model_dump(mode="json")
+    except (TypeError, ValueError):
+        pass
+    shared = _result_settings(settings)
+    models = shared.pop("models", []) or []
+    shared.pop("seeds", None)
+    specs = {}
+    for m in models:
+        specs[_model_key(m)] = {k: v for k, v in m.items() if k != "seeds"}
+    return shared, specs
 
 
-def _settings_diff(stored: Any, cfg: RollingConfig) -> str:
-    """``: differs at a.b (old -> new), ...`` for the settings that changed ('' if unknown)."""
-    if not isinstance(stored, dict):
-        return ""
+def _model_seeds(settings: dict[str, Any]) -> dict[str, list[int]]:
+    """{model key: its seeds} (a model's own ``seeds``, else the study's)."""
+    out = {}
+    for m in settings.get("models", []) or []:
+        out[_model_key(m)] = list(m.get("seeds") or settings.get("seeds") or [0])
+    return out
+
+
+def study_mismatch(stored: dict[str, Any], cfg: RollingConfig) -> list[str]:
+    """Why ``cfg`` cannot resume or extend a run made with ``stored`` settings ([] when it can).
+
+    A run may add models and seeds, or run a subset of them: each job's result depends on the
+    shared settings and its own model's spec only. What it may not change is a shared setting
+    (windows, dataset, training budget, ...) or the spec (kwargs, train) of a model the folder
+    already holds. Entries read ``key (old -> new)``.
+    """
+    shared_a, specs_a = _study_parts(stored)
+    shared_b, specs_b = _study_parts(cfg.model_dump(mode="json"))
     out: list[str] = []
 
     def walk(a: Any, b: Any, path: str) -> None:
@@ -520,8 +521,77 @@ def _settings_diff(stored: Any, cfg: RollingConfig) -> str:
         elif a != b:
             out.append(f"{path} ({a!r} -> {b!r})")
 
-    walk(_result_settings(stored), cfg.result_settings(), "")
-    return f": differs at {', '.join(out[:6])}" if out else ""
+    walk(shared_a, shared_b, "")
+    for key in sorted(set(specs_a) & set(specs_b)):
+        walk(specs_a[key], specs_b[key], f"models[{key}]")
+    return out
+
+
+def merged_study(stored: dict[str, Any], cfg: RollingConfig) -> dict[str, Any]:
+    """Settings of the study a folder holds after ``cfg`` ran in it: ``cfg``'s settings with the
+    stored models it lacks kept, and each model's seeds the union of old and new (explicit)."""
+    new = cfg.model_dump(mode="json")
+    seeds_a, seeds_b = _model_seeds(stored), _model_seeds(new)
+    models = []
+    keys_b = {_model_key(m) for m in new["models"]}
+    for m in stored.get("models", []) or []:
+        if _model_key(m) not in keys_b:
+            models.append({**m, "seeds": seeds_a[_model_key(m)]})
+    for m in new["models"]:
+        k = _model_key(m)
+        seeds = list(dict.fromkeys([*seeds_a.get(k, []), *seeds_b[k]]))
+        models.append({**m, "seeds": seeds})
+    return {**new, "models": models}
+
+
+def check_study(rolling_dir: Path, cfg: RollingConfig) -> None:
+    """Refuse (`ConfigError`) ``cfg`` in a rolling folder whose ``run.json`` it cannot resume or
+    extend (see `study_mismatch`). Reads only; a folder without ``run.json`` passes."""
+    meta = rolling_dir / "run.json"
+    if not meta.is_file():
+        return
+    have = json.loads(meta.read_text())
+    stored = have.get("settings")
+    if isinstance(stored, dict):
+        diffs = study_mismatch(stored, cfg)
+    else:  # no stored settings: only an identical config resumes
+        diffs = [] if have.get("config") == cfg.result_fingerprint() else ["settings (unknown)"]
+    if diffs:
+        raise ConfigError(
+            f"{rolling_dir}: existing run has a different config fingerprint "
+            f"({have.get('config')} != {cfg.result_fingerprint()}): differs at "
+            f"{', '.join(diffs[:6])}{f' and {len(diffs) - 6} more' if len(diffs) > 6 else ''}; "
+            "a run may add models or seeds to a folder, not change its settings; "
+            "use a new run directory"
+        )
+
+
+def _check_run_dir(run_dir: Path, cfg: RollingConfig, fp: str) -> None:
+    """Create ``run_dir/run.json``, or check that the existing run can be resumed or extended by
+    ``cfg`` (`check_study`) on the same data, and record the merged study (`merged_study`)."""
+    meta = run_dir / "run.json"
+    if meta.is_file():
+        check_study(run_dir, cfg)
+        have = json.loads(meta.read_text())
+        if have.get("data") != fp:
+            raise ConfigError(
+                f"{run_dir}: existing run has a different data fingerprint "
+                f"({have.get('data')} != {fp}); use a new run directory"
+            )
+        stored = have.get("settings")
+        if not isinstance(stored, dict):
+            return
+        merged = merged_study(stored, cfg)
+        if _model_seeds(merged) == _model_seeds(stored):
+            return  # the same study: resume
+        settings = merged
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        settings = cfg.model_dump(mode="json")
+    want = {"config": settings_fingerprint(settings), "data": fp}
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps({**want, "settings": settings}, indent=1))
+    os.replace(tmp, meta)
 
 
 @dataclass

@@ -144,12 +144,18 @@ def check_settings(run_dir: str | Path, cfg: Any) -> dict[str, Any] | None:
     made with other settings. Reads only. Returns the manifest (None for a new folder)."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
+    from deepalpha.train.rolling import check_study
+
+    check_study(run_dir / "rolling", cfg.rolling)  # the jobs' own record, all models ever run
     have = manifest["settings"] if manifest else _stored_settings(run_dir)
     if have is None:
         return manifest
     want = cached_settings(cfg)
-    if fingerprint(have) != fingerprint(want):
-        diff = sorted(_diff(have, want), key=lambda d: not d.startswith("system "))
+    if fingerprint(_shared(have)) != fingerprint(_shared(want)) or _study_diff(have, cfg):
+        diff = sorted(
+            _diff(_shared(have), _shared(want)), key=lambda d: not d.startswith("system ")
+        )
+        diff += _study_diff(have, cfg)
         raise ConfigError(
             f"{run_dir}: existing run has a different config fingerprint "
             f"({fingerprint(have)} != {fingerprint(want)}): differs at {', '.join(diff[:6])}"
@@ -157,6 +163,23 @@ def check_settings(run_dir: str | Path, cfg: Any) -> dict[str, Any] | None:
             "nothing was written; use a new run directory"
         )
     return manifest
+
+
+def _shared(settings: dict[str, Any]) -> dict[str, Any]:
+    """Cached settings without the rolling study's models and seeds: a run may add models or
+    seeds to a folder (`deepalpha.train.rolling.study_mismatch` checks the models it holds)."""
+    rolling = {k: v for k, v in settings.get("rolling", {}).items() if k not in ("models", "seeds")}
+    return {**settings, "rolling": rolling}
+
+
+def _study_diff(have: dict[str, Any], cfg: Any) -> list[str]:
+    """Model specs that changed, against the manifest's and the rolling folder's records."""
+    from deepalpha.train.rolling import study_mismatch
+
+    stored = have.get("rolling")
+    if not isinstance(stored, dict) or "models" not in stored:
+        return []
+    return [f"rolling.{d}" for d in study_mismatch(stored, cfg.rolling) if d.startswith("models[")]
 
 
 def check_data(run_dir: str | Path, manifest: dict[str, Any] | None, data_fp: str) -> None:
