@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-app = typer.Typer(help="Barra CNE6-style risk model: build, info.", no_args_is_help=True)
+app = typer.Typer(help="Barra CNE6-style risk model: build, info, explain.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
 
@@ -150,3 +150,8 @@ def info(
             k, *(f"{s[x]:.3f}" for x in ("median", "q10", "q90", "rolling_median", "rolling_mrad"))
         )
     out.print(b)
+
+
+from deepalpha.cli import risk_explain as _risk_explain  # noqa: E402  (registers `explain`)
+
+_risk_explain.register(app)

@@ -71,7 +71,8 @@ class Snapshot:
     d : float64[N]            specific variance per model period.
     filled : bool[N]          the asset's exposures or specific variance were filled.
     market : float64[N]       cap weights of the model's estimation universe on the exposure
-                              date (sum 1; 0 outside), for the default beta.
+                              date, for the default beta (normalised over all the model's
+                              assets: they sum to 1 only when ``assets`` covers the ESTU).
     factor_names : tuple[K]; n_industries : int; periods_per_year : float
     """
 
@@ -239,9 +240,7 @@ def read_snapshot(path: str | Path, date: Any, assets: np.ndarray | None = None)
             .to_numpy()
             .astype("datetime64[D]")
         )
-        cdates = (
-            pl.read_parquet(p / "cov_dates.parquet")["date"].to_numpy().astype("datetime64[D]")
-        )
+        cdates = pl.read_parquet(p / "cov_dates.parquet")["date"].to_numpy().astype("datetime64[D]")
         massets = pl.read_parquet(p / "assets.parquet")["asset"].to_numpy().astype(str)
         arr = {
             n: np.load(p / f"{n}.npy", mmap_mode="r")
