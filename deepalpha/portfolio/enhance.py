@@ -46,6 +46,7 @@ from deepalpha.portfolio.benchmark import cap_weights
 from deepalpha.portfolio.costs import CostConfig
 from deepalpha.portfolio.metrics import enhancement_metrics, yearly_table
 from deepalpha.portfolio.optimizer import OptimizerConfig, optimize
+from deepalpha.portfolio.risk_tracking import RiskTracking, track_risk, write_tracking
 from deepalpha.portfolio.sensitivity import cost_sensitivity
 
 __all__ = [
@@ -262,7 +263,9 @@ def rebalance_days(
 
 @dataclass
 class EnhancementResult:
-    """Backtest, per-rebalance optimiser records, summary metrics and the per-year table."""
+    """Backtest, per-rebalance optimiser records, summary metrics, the per-year table and the
+    risk views against the member proxy (`risk_tracking`: exposures, attribution, ex-ante vs
+    realised TE)."""
 
     backtest: BacktestResult
     records: pl.DataFrame
@@ -270,6 +273,7 @@ class EnhancementResult:
     yearly: pl.DataFrame
     config: BacktestConfig
     info: dict[str, Any] = field(default_factory=dict)
+    risk: RiskTracking | None = None
 
 
 def run_enhancement(
@@ -506,6 +510,21 @@ def run_enhancement(
         b = f"{row['slippage_bps']:g}bps"
         metrics[f"excess_return_slip{b}"] = row["excess_return"]
         metrics[f"information_ratio_slip{b}"] = row["information_ratio"]
+    tracking = track_risk(
+        res, bench_w, risk, t0, t1, close,
+        rebalance_dates=rec["date"].to_numpy().astype("datetime64[D]"),
+        rebalance_te=rec["ex_ante_te"].to_numpy(),
+    )  # fmt: skip
+    for k in TRACKING_KEYS:
+        if k in tracking.summary:
+            metrics[k] = tracking.summary[k]
+    yearly = yearly.join(
+        tracking.yearly.select(
+            ["year", *[k for k in TRACKING_KEYS if k in tracking.yearly.columns]]
+        ),
+        on="year",
+        how="left",
+    )
     used = res.info.get("benchmark_used")
     res.info["records"] = rec
     return EnhancementResult(
@@ -514,6 +533,7 @@ def run_enhancement(
         metrics=metrics,
         yearly=yearly,
         config=cfg,
+        risk=tracking,
         info={
             "window": (dates[t0], dates[t1]),
             "benchmark_weights": "cap-weighted members (no index weights in data)",
@@ -534,6 +554,14 @@ def run_enhancement(
 
 
 BENCH_PREFIX = {"total_return": "tr_", "index": "price_", "proxy": "proxy_"}
+TRACKING_KEYS = (
+    "proxy_realised_te",
+    "ex_ante_te_held",
+    "te_ratio",
+    "te_ratio_held",
+    "bias_stat",
+)
+"""Ex-ante vs realised TE against the member proxy (`risk_tracking`), in metrics and yearly."""
 BENCH_KEYS = (
     "excess_return",
     "tracking_error",
@@ -753,8 +781,9 @@ def write_result(result: EnhancementResult, out: Any) -> list[Any]:
     """Write ``nav.parquet`` (``bench_nav`` = the primary benchmark, plus ``tr_nav``,
     ``price_nav``, ``proxy_nav``; NaN when missing), ``rebalances.parquet``, ``yearly.csv``,
     ``costs.csv`` (cost sensitivity), ``weights.parquet`` (held weights after each rebalance,
-    long) and ``metrics.json`` (``metrics``, ``cost_sensitivity`` rows, ``config``, ``info``)
-    into folder ``out``, each atomically (`deepalpha.atomic`); an unwritable ``out`` is a
+    long), the risk views of `risk_tracking.write_tracking` (``exposures.parquet``,
+    ``attribution.parquet``, ``risk_daily.parquet``, ``risk_yearly.csv``) and ``metrics.json``
+    (``metrics``, ``cost_sensitivity`` rows, ``config``, ``info``) into folder ``out``, each atomically (`deepalpha.atomic`); an unwritable ``out`` is a
     `ConfigError` before any file is written."""
     import json
     from pathlib import Path
@@ -803,6 +832,8 @@ def write_result(result: EnhancementResult, out: Any) -> list[Any]:
                 }
             ).write_parquet(tmp)
         files.append(out / "weights.parquet")
+    if result.risk is not None:
+        files += write_tracking(result.risk, out)
     skip = ("assets", "records", "cost_sensitivity")
     meta = {
         "metrics": result.metrics,
