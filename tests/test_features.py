@@ -193,6 +193,42 @@ def test_sequence_features_ignore_the_future():
     np.testing.assert_array_equal(x, x2)
 
 
+def _with_shares(p: Panel, shares: np.ndarray) -> Panel:
+    data = np.concatenate([p.data, shares[None].astype(np.float32)], axis=0)
+    return Panel(data, p.dates, p.assets, (*p.fields, "shares"), dict(p.masks))
+
+
+def test_turnover_field_is_volume_over_shares_zscored_across_stocks():
+    """The optional ``turnover`` sequence field: volume / shares, z-scored across stocks only
+    (its level is the information), never reading past t; without shares a clear error."""
+    p = make_panel(T=40, N=12)
+    rng = np.random.default_rng(1)
+    shares = rng.uniform(1e6, 5e7, size=(40, 12))
+    shares[:, 3] = 0.0  # unknown shares: NaN turnover, the stock's window is invalid
+    q = _with_shares(p, shares)
+    fields = (*SEQ_FIELDS, "turnover")
+    src = SequenceSource.from_panel(q, fields)
+    idx = np.arange(12)
+    x, valid = sequence_features(src, 30, 8, idx)
+    assert x.shape == (12, 8, 7)
+    ok = idx != 3
+    np.testing.assert_allclose(x[:, :, :6][ok], sequence_features(
+        SequenceSource.from_panel(p), 30, 8, idx
+    )[0][ok], rtol=1e-5, atol=1e-5)  # fmt: skip
+    with np.errstate(divide="ignore"):
+        turn = p.field("volume")[23:31] / shares[23:31]
+    for s in range(8):
+        want = _ref_zscore_1d(np.where(ok, turn[s], np.nan), 3.0)
+        np.testing.assert_allclose(x[ok, s, 6], want[ok], rtol=1e-4, atol=1e-4)
+    assert np.isnan(x[3, :, 6]).all() and valid[3] < 1.0
+    shares2 = shares.copy()
+    shares2[31:] *= 7.0  # the future changes, the past does not
+    x2, _ = sequence_features(SequenceSource.from_panel(_with_shares(p, shares2), fields), 30, 8)
+    np.testing.assert_array_equal(sequence_features(src, 30, 8)[0], x2)
+    with pytest.raises(DataError, match="shares"):
+        SequenceSource.from_panel(p, fields)
+
+
 def test_sequence_missing_and_errors():
     p = make_panel(T=30, N=6)
     raw = SequenceSource.from_panel(p).raw_window(20, 5)

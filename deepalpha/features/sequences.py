@@ -24,6 +24,7 @@ from deepalpha.errors import ConfigError, DataError
 from deepalpha.features.preprocess import robust_zscore
 
 SEQ_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "vwap", "volume")
+# optional derived sequence fields (not in the default set): ``turnover`` = volume / shares
 PRICE_FIELDS = frozenset({"open", "high", "low", "close", "vwap"})
 
 
@@ -32,6 +33,26 @@ def windows(arr: np.ndarray, length: int) -> np.ndarray:
     if length < 1 or length > arr.shape[0]:
         raise ConfigError(f"window length {length} must be in [1, T={arr.shape[0]}]")
     return sliding_window_view(arr, length, axis=0)
+
+
+def turnover(panel: Panel) -> np.ndarray:
+    """Daily share turnover ``volume / shares`` (float32[T, N], a fraction of the shares; NaN
+    where shares are unknown or not positive).
+
+    The panel's ``turnover`` field when it has one, else from ``volume`` and ``shares`` (CN data:
+    period-end total cap / raw close, known from the period end on). As a sequence field it is
+    the one input with a cross-sectional level: it is only z-scored across stocks, not divided by
+    its value at ``t`` like prices and volume.
+    """
+    if panel.has("turnover"):
+        return panel.field("turnover")
+    for need in ("volume", "shares"):
+        if not panel.has(need):
+            raise DataError(f"no turnover field and no {need!r} to form it", field=need)
+    shares = panel.field("shares")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = panel.field("volume") / np.where(shares > 0, shares, np.nan)
+    return out.astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,9 @@ class SequenceSource:
                     ).astype(np.float32)
                 )
                 vwap_source = "typical"
+                continue
+            if f == "turnover" and not panel.has("turnover"):
+                arrays.append(turnover(panel))
                 continue
             if f == "vwap":
                 vwap_source = "vwap"

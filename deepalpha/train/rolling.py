@@ -114,6 +114,8 @@ class DatasetConfig(Strict):
             want = [f for f in self.fields if f != "vwap" or panel.has("vwap")]
             if "vwap" in self.fields and not panel.has("vwap"):
                 want += ["high", "low", "close"]
+            if "turnover" in self.fields and not panel.has("turnover"):
+                want = [f for f in want if f != "turnover"] + ["volume", "shares"]
             want += ["close", "volume"]
         else:
             if self.label is None or not self.features:
