@@ -136,7 +136,23 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> RunConfig:
     system = data.get("system")
     if system not in SYSTEMS:
         raise ConfigError(f"{source}: system: must be one of {sorted(SYSTEMS)} (got {system!r})")
-    return validate_config(data, SYSTEMS[system], source=source)
+    cls = SYSTEMS[system]
+    rolling = data.get("rolling")
+    if isinstance(rolling, dict):  # a partial `rolling:` block amends the system's study
+        field = cls.model_fields["rolling"]
+        assert field.default_factory is not None
+        study = field.default_factory().model_dump(mode="json", exclude_unset=True)
+        data = {**data, "rolling": _merged(study, rolling)}
+    return validate_config(data, cls, source=source)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: mappings merged key by key, anything else (lists included,
+    so ``models`` is replaced whole) taken from ``over``."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
