@@ -18,9 +18,11 @@ Steps (DESIGN section 3, USE4/CNE6 methodology):
    and scale the eigenvalues by ``gamma_k^2`` with ``gamma_k = a (v_k - 1) + 1`` (a = 1.2).
    Seeded; a = 0 is the identity.
 3. Volatility regime adjustment: cross-sectional bias ``B_t^2 = mean_k (f_tk / sigma_tk)^2`` of
-   each period's factor returns against the step-1 volatility forecast for that period, then
+   each period's factor returns against the one-period EWMA volatility forecast (lag 0, no
+   Newey-West: the NW terms turn a one-period forecast into one for a longer horizon and the
+   regime multiplier must not undo them) for that period, then
    ``lambda_d^2 = EWMA_{HL}(B^2)`` over rows ``<= d-1``; the covariance is multiplied by it.
-   (USE4 measures B against the eigen-adjusted forecast; we use the step-1 one so that it can be
+   (USE4 measures B against the eigen-adjusted forecast; we use the EWMA one so that it can be
    computed for every period cheaply.)
 
 The covariance may be produced on a subsample of dates (e.g. month ends) to save memory and
@@ -96,6 +98,12 @@ class _EWMoments:
     def n_eff(self) -> float:
         """Effective number of observations ``(sum w)^2 / sum w^2``."""
         return self.W * self.W / self.W2 if self.W2 > 0 else 0.0
+
+    def lag0_diag(self) -> np.ndarray:
+        """Diagonal of the lag-0 moment (EWMA variances without the Newey-West terms)."""
+        w = np.diagonal(self.Wp[0])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(w > 0, np.diagonal(self.S[0]) / w, 0.0)
 
     def newey_west(self) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -244,6 +252,7 @@ def factor_covariance(
     mv = _EWMoments(_lam(cfg.vol_halflife), cfg.nw_lags, K)
     mc = _EWMoments(_lam(cfg.corr_halflife), cfg.nw_lags, K)
     sigma = np.full((T, K), np.nan)
+    sigma0 = np.full((T, K), np.nan)  # lag-0 EWMA volatility: the VRA's yardstick
     pending: dict[int, tuple[np.ndarray, np.ndarray, int, np.ndarray]] = {}
     want = set(cov_idx.tolist())
     n = 0
@@ -253,6 +262,7 @@ def factor_covariance(
             Cv = mv.newey_west()
             if t < T:
                 sigma[t] = np.sqrt(np.maximum(np.diag(Cv), 0.0))
+                sigma0[t] = np.sqrt(np.maximum(mv.lag0_diag(), 0.0))
             if t in want:
                 pending[t] = (Cv, mc.newey_west(), round(mc.n_eff), n_k < cfg.min_factor_obs)
         if t == T:
@@ -263,7 +273,9 @@ def factor_covariance(
             n += 1
             n_k += np.isfinite(f[t])
     with np.errstate(invalid="ignore", divide="ignore"):
-        z2 = np.where(sigma > 0, (f / sigma) ** 2, np.nan)
+        # one-period returns against the one-period (lag-0) forecast: the Newey-West term is
+        # the horizon adjustment and must not be divided out again by the regime multiplier
+        z2 = np.where(sigma0 > 0, (f / sigma0) ** 2, np.nan)
         ok = np.isfinite(z2)
         bias2 = np.where(ok.any(axis=1), np.where(ok, z2, 0.0).sum(axis=1) / ok.sum(axis=1), np.nan)
     lam = np.ones(T) if cfg.vra_halflife is None else vra_lambda(bias2, cfg.vra_halflife)

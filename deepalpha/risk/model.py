@@ -57,14 +57,24 @@ Progress = Callable[[str, float], None]
 class RiskConfig:
     """Risk-model settings. Half-lives are in trading days (scaled for the monthly model).
 
-    preset "responsive": vol/corr half-lives 84/504, VRA 21; "stable": 252/756, VRA 84.
+    preset "responsive": vol/corr half-lives 84/504, specific 84, VRA 21; "stable": 252/756,
+    specific 252, VRA 84 (CNE6 "S").
+
+    horizon: forecast horizon in trading days (1 = next day, 21 = a month). The covariance and
+    specific-risk forecasts stay per period (daily variance); Newey-West lags default to
+    ``horizon - 1`` (Bartlett weights ``1 - j / horizon``: exactly the per-day variance of an
+    ``horizon``-day sum under the estimated autocorrelations), so ``horizon * F`` forecasts the
+    ``horizon``-day variance. Bias statistics are measured on non-overlapping ``horizon``-day
+    returns. The monthly model uses ``max(round(horizon / 21), 1) - 1`` lags. ``nw_lags`` set
+    explicitly overrides the default.
     """
 
     styles: tuple[str, ...] = DEFAULT_STYLES
     min_listed_days: int = 252
+    horizon: int = 21
     vol_halflife: float = 84
     corr_halflife: float = 504
-    nw_lags: int = 2
+    nw_lags: int | None = None
     eigen_sims: int = 100
     eigen_scale: float = 1.2
     vra_halflife: float = 21
@@ -85,7 +95,7 @@ class RiskConfig:
         if name == "stable":
             return cls(
                 **{"vol_halflife": 252, "corr_halflife": 756, "vra_halflife": 84,
-                   "specific_vra_halflife": 84, **kw}
+                   "specific_halflife": 252, "specific_vra_halflife": 84, **kw}
             )  # fmt: skip
         raise ConfigError(f"unknown risk preset {name!r} (responsive, stable)")
 
@@ -321,12 +331,30 @@ def _suspended(panel: Panel) -> np.ndarray:
     return np.zeros(panel.field("close").shape, dtype=bool)
 
 
+def horizon_periods(cfg: RiskConfig, freq: str) -> int:
+    """The forecast horizon in model periods (days for the daily model, months for monthly)."""
+    h = int(cfg.horizon)
+    if h < 1:
+        raise ConfigError(f"horizon must be >= 1 trading day, got {cfg.horizon}")
+    return h if freq == "daily" else max(round(h / 21), 1)
+
+
+def nw_lags(cfg: RiskConfig, freq: str) -> int:
+    """Newey-West lags: `RiskConfig.nw_lags` when set, else horizon (in periods) - 1."""
+    if cfg.nw_lags is not None:
+        if cfg.nw_lags < 0:
+            raise ConfigError(f"nw_lags must be >= 0, got {cfg.nw_lags}")
+        return int(cfg.nw_lags)
+    return horizon_periods(cfg, freq) - 1
+
+
 def _scaled(cfg: RiskConfig, freq: str) -> tuple[CovarianceConfig, SpecificConfig]:
     s = 1.0 if freq == "daily" else 1.0 / 21.0
+    lags = nw_lags(cfg, freq)
     cc = CovarianceConfig(
         vol_halflife=max(cfg.vol_halflife * s, 1.0),
         corr_halflife=max(cfg.corr_halflife * s, 1.0),
-        nw_lags=cfg.nw_lags,
+        nw_lags=lags,
         eigen_sims=cfg.eigen_sims,
         eigen_scale=cfg.eigen_scale,
         vra_halflife=max(cfg.vra_halflife * s, 1.0),
@@ -338,7 +366,7 @@ def _scaled(cfg: RiskConfig, freq: str) -> tuple[CovarianceConfig, SpecificConfi
     )
     sc = SpecificConfig(
         halflife=max(cfg.specific_halflife * s, 1.0),
-        nw_lags=cfg.nw_lags,
+        nw_lags=lags,
         window=252 if freq == "daily" else 24,
         h_min=60 if freq == "daily" else 6,
         h_ramp=120 if freq == "daily" else 12,
@@ -358,13 +386,21 @@ def specific_variance(
     cov_idx: np.ndarray,
     cfg: SpecificConfig,
     progress: Callable[[int], None] | None = None,
+    cap_all: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Specific variance forecasts ``float32[D, N]`` at rows `cov_idx` (see `specific`)."""
+    """Specific variance forecasts ``float32[D, N]`` at rows `cov_idx` (see `specific`).
+
+    cap_all : float[T, N] market cap of every stock (non-ESTU stocks are shrunk toward their
+    cap decile too); None: only ESTU stocks (cap = weight squared) are shrunk.
+    """
     T, N = u.shape
     sig_ts = np.sqrt(ts_specific_var(u, cfg.halflife, cfg.nw_lags))
     cap = np.asarray(weights, dtype=np.float64) ** 2
     estu = weights > 0
-    lam = specific_vra(u, sig_ts, cap, estu, cfg.vra_halflife)
+    # the regime multiplier compares one-period returns with the one-period (lag-0) forecast
+    sig0 = sig_ts if cfg.nw_lags == 0 else np.sqrt(ts_specific_var(u, cfg.halflife, 0))
+    lam = specific_vra(u, sig0, cap, estu, cfg.vra_halflife)
+    del sig0
     out = np.full((len(cov_idx), N), np.nan, dtype=np.float32)
     for i, d in enumerate(np.asarray(cov_idx).tolist()):
         if d >= T:
@@ -378,12 +414,8 @@ def specific_variance(
             sig_ts[d], gamma, X, np.asarray(weights[d], dtype=np.float64), e0=cfg.e0
         )
         s[~(ind_ids[d] >= 0)] = np.nan
-        s = bayesian_shrink(
-            s,
-            np.where(estu[d] | np.isfinite(s), cap[d], np.nan),
-            q=cfg.shrink_q,
-            n_groups=cfg.n_groups,
-        )
+        c_d = cap[d] if cap_all is None else np.asarray(cap_all[d], dtype=np.float64)
+        s = bayesian_shrink(s, c_d, q=cfg.shrink_q, n_groups=cfg.n_groups, estu=estu[d])
         out[i] = (s * lam[d]) ** 2
         if progress is not None:
             progress(1)
@@ -504,11 +536,14 @@ def build_risk_model(
         report("specific risk", 0.9 + 0.1 * ns[0] / len(cov_idx))
 
     svar = specific_variance(
-        res.specific_returns, styles, ind_tn, P, weights, cov_idx, sc, progress=spec_step
+        res.specific_returns, styles, ind_tn, P, weights, cov_idx, sc, progress=spec_step,
+        cap_all=cap if freq == "daily" else cap[rows],
     )
     report("done", 1.0)
     meta = {
         "config": asdict(cfg),
+        "horizon": horizon_periods(cfg, freq),
+        "nw_lags": nw_lags(cfg, freq),
         "panel": {k: str(v) for k, v in panel.meta.items()},
         "n_estu_mean": float(estu[rows].sum(axis=1).mean()),
         "n_obs_mean": float(res.n_obs.mean()),
@@ -589,4 +624,31 @@ def load_inputs(path: str | Path, *, cache: bool = True) -> tuple[Panel, np.ndar
     names = [rows[a][0] for a in panel.assets.tolist()]
     csrc = [rows[a][1] for a in panel.assets.tolist()]
     groups = map_industries(names, csrc, file=str(Path(path) / "industry" / "stock_basic.csv"))
+    extra = report_fields(path, panel.dates, panel.assets)
+    if extra:
+        panel = panel.with_fields(**extra)
     return panel, groups, list_dates_for(info, panel.assets)
+
+
+def report_fields(path: str | Path, dates: np.ndarray, assets: np.ndarray) -> dict[str, np.ndarray]:
+    """Daily fields computed in report-period space from ``fundamentals/ebit.csv``.
+
+    ``ebit_yoy``: year-over-year change of year-to-date EBIT against the same report period a
+    year earlier (`descriptors.period_yoy`); ``ebit_ttm``: trailing-twelve-month EBIT
+    (`descriptors.ttm_from_ytd`). Both are mapped to trading days from the day after the
+    publication deadline of the period (as the report fields themselves), so no value is used
+    before the reports it needs are out. float32[T, N] each; {} when the file is absent.
+    """
+    from deepalpha.data.fundamentals import is_quarter_end, read_wide_csv, to_daily
+    from deepalpha.risk.descriptors import period_yoy, ttm_from_ytd
+
+    f = Path(path) / "fundamentals" / "ebit.csv"
+    if not f.is_file():
+        return {}
+    periods, codes, vals = read_wide_csv(f)
+    q = is_quarter_end(periods)
+    periods, vals = periods[q], vals[q]
+    return {
+        "ebit_yoy": to_daily(periods, codes, period_yoy(periods, vals), dates, assets, lagged=True),
+        "ebit_ttm": to_daily(periods, codes, ttm_from_ytd(periods, vals), dates, assets, lagged=True),
+    }

@@ -122,35 +122,51 @@ def structural_blend(
 
 
 def bayesian_shrink(
-    sigma: np.ndarray, cap: np.ndarray, *, q: float = 0.1, n_groups: int = 10, recentre: bool = True
+    sigma: np.ndarray,
+    cap: np.ndarray,
+    *,
+    q: float = 0.1,
+    n_groups: int = 10,
+    recentre: bool = True,
+    estu: np.ndarray | None = None,
 ) -> np.ndarray:
     """Shrink ``sigma [N]`` toward the cap-weighted mean of its cap decile.
 
-    Stocks with NaN sigma or non-positive cap are left as they are. With ``recentre`` each
-    decile's cap-weighted mean is preserved exactly. Returns float64[N].
+    ``estu=None``: the deciles, their means and dispersions come from every stock with a finite
+    sigma and a positive cap, and those stocks are shrunk. ``estu`` (bool[N]): deciles (equal
+    counts), means and dispersions come from the ESTU stocks; every stock with a finite sigma and
+    a positive cap -- inside the ESTU or not -- is shrunk toward the mean of the decile its cap
+    falls in (CNE6 shrinks all stocks). Others are left as they are. With ``recentre`` each
+    decile is rescaled so that its (ESTU) cap-weighted mean is preserved exactly. Returns
+    float64[N].
     """
     sigma = np.asarray(sigma, dtype=np.float64)
     cap = np.asarray(cap, dtype=np.float64)
     out = sigma.copy()
     ok = np.isfinite(sigma) & np.isfinite(cap) & (cap > 0)
-    idx = np.nonzero(ok)[0]
+    fit = ok if estu is None else ok & np.asarray(estu, dtype=bool)
+    idx = np.nonzero(fit)[0]
     if idx.size == 0:
         return out
     order = idx[np.argsort(cap[idx], kind="stable")]
-    for grp in np.array_split(order, n_groups):
-        if grp.size == 0:
-            continue
+    groups = [g for g in np.array_split(order, n_groups) if g.size]
+    # decile of every shrinkable stock: by the upper cap bound of each fitted group
+    bounds = np.array([cap[g[-1]] for g in groups])
+    others = np.nonzero(ok & ~fit)[0]
+    gid = np.minimum(np.searchsorted(bounds, cap[others], side="left"), len(groups) - 1)
+    for k, grp in enumerate(groups):
         w = cap[grp] / cap[grp].sum()
         s = sigma[grp]
         sbar = (w * s).sum()
-        dev = np.abs(s - sbar)
         delta = np.sqrt(np.mean((s - sbar) ** 2))
+        members = np.concatenate([grp, others[gid == k]])
+        dev = np.abs(sigma[members] - sbar)
         with np.errstate(invalid="ignore", divide="ignore"):
             v = np.where(dev > 0, q * dev / (delta + q * dev), 0.0)
-        sh = v * sbar + (1.0 - v) * s
+        sh = v * sbar + (1.0 - v) * sigma[members]
         if recentre:
-            sh = sh * (sbar / (w * sh).sum())
-        out[grp] = sh
+            sh = sh * (sbar / (w * sh[: grp.size]).sum())
+        out[members] = sh
     return out
 
 
