@@ -118,3 +118,36 @@ def test_missing_dividend_yield_is_zero_where_valuation_exists():
     src = DescriptorSource({"close": np.ones((1, 3)), "pb": pb, "dv_ratio": dv})
     out = src.compute("DTOP")
     assert out[0, 0] == 0.015 and out[0, 1] == 0.0 and np.isnan(out[0, 2])
+
+
+def test_growth_compares_the_same_report_period():
+    """Item 4: YoY growth in report-period space mapped to days with the publication lag. The
+    old 252-trading-day lag compares different report periods around the deadlines."""
+    from deepalpha.data.fundamentals import to_daily
+    from deepalpha.risk.descriptors import period_yoy, ttm_from_ytd, yoy_growth
+
+    periods = np.array(
+        [f"{y}-{md}" for y in (2018, 2019, 2020) for md in ("03-31", "06-30", "09-30", "12-31")],
+        dtype="datetime64[D]",
+    )
+    # YTD EBIT: each quarter adds 10 * (1 + year index); Q-values distinct per year
+    ytd = np.array([[10.0 * (1 + y) * (q + 1)] for y in range(3) for q in range(4)])
+    g = period_yoy(periods, ytd)
+    assert np.isnan(g[:4]).all()
+    assert np.allclose(g[4:8, 0], (20 - 10) / 15)  # 2019 vs 2018, every quarter
+    ttm = ttm_from_ytd(periods, ytd)
+    assert ttm[7, 0] == 80.0  # annual 2019
+    assert ttm[8, 0] == 30.0 + 80.0 - 20.0  # Q1 2020: YTD + last annual - last year's Q1
+    dates = np.busday_offset("2019-01-02", np.arange(400), roll="forward").astype("datetime64[D]")
+    daily = to_daily(periods, np.array(["SH600000"]), g, dates, np.array(["SH600000"]), lagged=True)
+    # no value before the Q1 2019 report is due (04-30) -> first usable day 05-01 or later
+    first = dates[np.isfinite(daily[:, 0])][0]
+    assert first > np.datetime64("2019-04-30")
+    # the old way on the daily YTD field: 252 days back often lands on another report period
+    ebit_d = to_daily(periods, np.array(["SH600000"]), ytd, dates, np.array(["SH600000"]), lagged=True)
+    old = yoy_growth(ebit_d, 252)[:, 0]
+    new = daily[:, 0]
+    both = np.isfinite(old) & np.isfinite(new)
+    assert both.any() and not np.allclose(old[both], new[both])
+    vals = new[np.isfinite(new)]
+    assert np.all(np.isclose(vals, (20 - 10) / 15) | np.isclose(vals, (30 - 20) / 25))

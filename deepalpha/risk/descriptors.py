@@ -27,7 +27,8 @@ BTOP          1 / pb at the period end, re-priced daily (`reprice_ratio`)     -
 ETOP          1 / pe (pe > 0) at the period end, re-priced daily              -
 EBITTOP       EBIT / market cap (negative for loss makers)                    -
 DTOP          dividend yield dv_ratio / 100 at the period end, re-priced      -
-EGRO          YoY EBIT change / mean(|EBIT now|, |EBIT a year ago|)           252 days
+EGRO          YoY EBIT change / mean(|EBIT now|, |EBIT a year ago|), same     report periods
+              report period a year earlier (`period_yoy`), mapped to days
 DTOA          debt to assets                                                  -
 ROE, ROA      return on equity / assets                                       -
 VERN          std of the YoY EBIT change / mean |EBIT|                        W 756
@@ -309,4 +310,60 @@ def earnings_variability(x: np.ndarray, window: int = 756, days: int = 252, min_
         sd = np.sqrt(np.maximum(s2 / n - (s1 / n) ** 2, 0.0))
         out = sd / (ma / n)
     out[(n < min_obs) | ~(ma > 0)] = np.nan
+    return out
+
+
+# ---------------------------------------------------------------- report-period space
+# Report data (year-to-date EBIT, ...) is quarterly; comparisons across time belong in
+# report-period space (Q3 2020 vs Q3 2019), computed there and then mapped to trading days with
+# the publication lag (`deepalpha.data.fundamentals.to_daily(lagged=True)`). Shapes: ``P``
+# quarter-end periods (sorted, unique), ``M`` stocks.
+
+
+def _period_rows(periods: np.ndarray, years_back: int, month_day: str | None = None) -> np.ndarray:
+    """Row of the period ``years_back`` years earlier (same month-day, or `month_day` of that
+    year) for each period -> int64[P], -1 when absent."""
+    p = np.asarray(periods, dtype="datetime64[D]")
+    pos = {str(x): i for i, x in enumerate(p.tolist())}
+    out = np.full(len(p), -1, dtype=np.int64)
+    for i, x in enumerate(p.astype(str).tolist()):
+        y, md = int(x[:4]) - years_back, x[5:] if month_day is None else month_day
+        out[i] = pos.get(f"{y:04d}-{md}", -1)
+    return out
+
+
+def period_yoy(periods: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Year-over-year change in report-period space -> float64[P, M].
+
+    ``(x_p - x_{p-1y}) / mean(|x_p|, |x_{p-1y}|)`` (in [-2, 2]) with ``p-1y`` the same report
+    period a year earlier (year-to-date values compare like with like); NaN when that period is
+    absent or both values are 0. periods : datetime64[D][P] sorted quarter ends; values [P, M].
+    """
+    v = np.asarray(values, dtype=np.float64)
+    prev = _period_rows(periods, 1)
+    out = np.full_like(v, np.nan)
+    ok = prev >= 0
+    a, b = v[ok], v[prev[ok]]
+    d = 0.5 * (np.abs(a) + np.abs(b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[ok] = np.where(d > 0, (a - b) / d, np.nan)
+    return out
+
+
+def ttm_from_ytd(periods: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Trailing-twelve-month values from year-to-date reports -> float64[P, M].
+
+    Annual (12-31) periods: the annual value. Other quarters: ``YTD_p + annual_{y-1} -
+    YTD_{p-1y}`` (NaN when a term is missing). Every term is published by the deadline of p, so
+    the TTM value can be used from the same day as the report of p.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    p = np.asarray(periods, dtype="datetime64[D]").astype(str)
+    annual_now = np.array([x[5:] == "12-31" for x in p.tolist()])
+    prev_same = _period_rows(periods, 1)
+    prev_annual = _period_rows(periods, 1, "12-31")
+    out = np.full_like(v, np.nan)
+    out[annual_now] = v[annual_now]
+    ok = ~annual_now & (prev_same >= 0) & (prev_annual >= 0)
+    out[ok] = v[ok] + v[prev_annual[ok]] - v[prev_same[ok]]
     return out

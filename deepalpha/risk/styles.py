@@ -18,10 +18,12 @@ Momentum               RSTR (252 days, HL 126, 11-day mean lagged 11 days)
 ShortTermReversal      STREV (21 days, HL 5, 3-day mean)
 BookToPrice            BTOP = book / cap_t, book = total_mv / pb at the period end
 EarningsYield          ETOP = earnings / cap_t (earnings = total_mv / pe) (0.5),
-                       EBITTOP = EBIT / cap (0.5)
+                       EBITTOP = trailing-12-month EBIT / cap (0.5) (field ``ebit_ttm``;
+                       year-to-date ``ebit`` without it)
 DividendYield          DTOP = dividends / cap_t (dividends = dv_ratio / 100 * total_mv);
                        a missing dv_ratio where pb exists is 0 (no dividend)
-Growth                 EGRO = YoY EBIT change / mean |EBIT| (252 days apart)
+Growth                 EGRO = YoY EBIT change / mean |EBIT|, same report period a year
+                       earlier (field ``ebit_yoy``; without it 252 trading days apart)
 Leverage               DTOA = debt / assets
 Profitability          ROE (0.5), ROA (0.5)
 LongTermReversal       LTRSTR = -(sum of log returns, 504 days HL 260, lagged 273, 11-day mean)
@@ -38,7 +40,8 @@ value, no risk-free rate, no float cap, quarterly fundamentals):
 - Liquidity turnover = volume / shares with shares implied by the quarter-end cap, so a share
   issue shows up only at the next quarter end;
 - EarningsYield has no cash-earnings (CETOP) and uses EBIT / total cap for EBIT / EV;
-- Growth is the YoY change of (year-to-date) EBIT, not the 5-year slope of EPS and sales;
+- Growth is the YoY change of (year-to-date) EBIT in report-period space, not the 5-year
+  slope of EPS and sales;
 - Leverage has only DTOA (no market / book leverage: no long-term debt or preferred equity);
 - Profitability uses ROE and ROA only (no asset turnover, gross margin, accruals);
 - DividendYield uses the trailing dv_ratio (no forecast dividends);
@@ -202,8 +205,8 @@ class DescriptorSource:
             return d.inverse_nonzero(self.field("pb")) * self.reprice
         if name == "ETOP":
             return d.inverse_positive(self.field("pe")) * self.reprice
-        if name == "EBITTOP":
-            return d.ratio(self.field("ebit"), self.cap)
+        if name == "EBITTOP":  # trailing twelve months where the loader built them
+            return d.ratio(self.fields.get("ebit_ttm", self.field("ebit")), self.cap)
         if name == "DTOP":
             # a missing dv_ratio next to a valid pb means "no dividend in the trailing year"
             # (evidence in deepalpha/risk/README.md): yield 0, not an industry + Size guess
@@ -212,7 +215,9 @@ class DescriptorSource:
             dv = np.where(np.isnan(dv) & has_val, 0.0, dv)
             return dv / 100.0 * self.reprice
         if name == "EGRO":
-            return d.yoy_growth(self.field("ebit"))
+            if "ebit_yoy" in self.fields:  # report-period space (`model.report_fields`)
+                return np.asarray(self.fields["ebit_yoy"], dtype=np.float64)
+            return d.yoy_growth(self.field("ebit"))  # fallback: 252 trading days apart
         if name == "DTOA":
             return np.asarray(self.field("debt_to_assets"), dtype=np.float64)
         if name == "ROE":
