@@ -3,10 +3,13 @@
     python benchmarks/bench_models.py                 # CPU, 2 threads, T = 60 and 150
     python benchmarks/bench_models.py --quick         # T = 60 only, fewer repeats
     python benchmarks/bench_models.py --device cuda   # on a GPU
+    python benchmarks/bench_models.py --skip-mlp --skip-scans --gru-only   # nn.GRU vs fused C GRU
 
 Prints (a) mHC-MLP and HC-MLP vs the plain residual MLP (n = 4, C = 64, L = 6, batch 4,096;
-target mHC <= 1.3x), (b) RNN-LIN and DecompGRN vs the 2-layer nn.GRU (3,000 stocks, H = 64,
-T = 60 and 150; target >= 1.5x faster on CPU, >= 3x on GPU) for every scan backend tried, and
+target mHC <= 1.3x), (b) RNN-LIN, DecompGRN and the GRU on the fused C recurrence
+(``deepalpha.models.gru_fused``, the ``gru`` model's default on the CPU; target >= 1.6x) vs the
+2-layer nn.GRU (3,000 stocks, H = 64, T = 60 and 150; target >= 1.5x faster on CPU, >= 3x on
+GPU) for every scan backend tried, and
 (c) the scan backends alone with their error against a float64 reference. A train step =
 forward, loss, backward, Adam step. Models are timed round-robin (one step of each per round)
 and the median per model is reported, so a busy machine slows all of them alike; the load
@@ -112,19 +115,24 @@ def bench_mlp(device: torch.device, rounds: int) -> None:
     )
 
 
-def bench_seq(device: torch.device, t_len: int, rounds: int, backends: list[str]) -> None:
+def bench_seq(
+    device: torch.device, t_len: int, rounds: int, backends: list[str], gru_only: bool = False
+) -> None:
     g = torch.Generator().manual_seed(0)
     n = 3000
     x = torch.randn(n, t_len, 6, generator=g).to(device)
     y = torch.randn(n, generator=g).to(device)
     groups = cap_groups(torch.randn(n, generator=g), 20).to(device)
-    models = {"gru (2 layers, H 64)": build_model("gru", 6, seed=0)}
-    for b in backends:
+    base = "gru (2 layers, H 64)"  # nn.GRU itself, the baseline every ratio is against
+    models = {base: build_model("gru", 6, seed=0, backend="torch")}
+    models["gru (fused C) [auto]"] = build_model("gru", 6, seed=0)  # C when the kernels load
+    for b in [] if gru_only else backends:
         models[f"rnn_lin H 64 [{b}]"] = build_model("rnn_lin", 6, seed=0, hidden=64, backend=b)
-    for b in backends:
+    for b in [] if gru_only else backends:
         models[f"decompgrn H 64 [{b}]"] = build_model("decompgrn", 6, seed=0, hidden=64, backend=b)
-    models["decompgrn H 56 (default) [fused]"] = build_model("decompgrn", 6, seed=0)
-    models["rnn_lin_glu H 64 [fused]"] = build_model("rnn_lin_glu", 6, seed=0)
+    if not gru_only:
+        models["decompgrn H 56 (default) [fused]"] = build_model("decompgrn", 6, seed=0)
+        models["rnn_lin_glu H 64 [fused]"] = build_model("rnn_lin_glu", 6, seed=0)
     steps = {k: train_step(m.to(device), x, y, groups) for k, m in models.items()}
     med = race(steps, rounds, device)
     report(
@@ -133,11 +141,17 @@ def bench_seq(device: torch.device, t_len: int, rounds: int, backends: list[str]
         "gru (2 layers, H 64)",
         {k: count_parameters(m) for k, m in models.items()},
     )
-    gru = med["gru (2 layers, H 64)"]
+    gru = med[base]
     best = backends[0]
+    if not gru_only:
+        print(
+            f"-> speed-up over GRU at T {t_len}: RNN-LIN {gru / med[f'rnn_lin H 64 [{best}]']:.2f}x, "
+            f"DecompGRN {gru / med[f'decompgrn H 64 [{best}]']:.2f}x [{best}] (target >= 1.5x CPU, >= 3x GPU)"
+        )
+    fused = models["gru (fused C) [auto]"].uses_fused(x)
     print(
-        f"-> speed-up over GRU at T {t_len}: RNN-LIN {gru / med[f'rnn_lin H 64 [{best}]']:.2f}x, "
-        f"DecompGRN {gru / med[f'decompgrn H 64 [{best}]']:.2f}x [{best}] (target >= 1.5x CPU, >= 3x GPU)"
+        f"-> GRU (fused C) over nn.GRU at T {t_len}: {gru / med['gru (fused C) [auto]']:.2f}x "
+        + ("(target >= 1.6x CPU)" if fused else "(the C kernels did not apply: nn.GRU both)")
     )
 
 
@@ -207,6 +221,9 @@ def main() -> None:
     )
     ap.add_argument("--skip-scans", action="store_true", help="skip the scan-alone section")
     ap.add_argument("--skip-seq", action="store_true", help="only the tabular section")
+    ap.add_argument(
+        "--gru-only", action="store_true", help="sequence section: nn.GRU vs the fused C GRU only"
+    )
     ap.add_argument("--clock", choices=sorted(CLOCK), default="wall", help="cpu: process CPU time")
     ap.add_argument(
         "--release-memory",
@@ -229,7 +246,7 @@ def main() -> None:
         bench_mlp(device, max(rounds, 15))  # 0.1-0.2 s steps: more rounds, steadier medians
     t_lens = (60,) if args.quick else [int(t) for t in args.t.split(",")]
     for t_len in [] if args.skip_seq else t_lens:
-        bench_seq(device, t_len, rounds, args.backends.split(","))
+        bench_seq(device, t_len, rounds, args.backends.split(","), args.gru_only)
         if not args.skip_scans:
             bench_scans(device, t_len, rounds, args.compile)
     print(f"\ndone; {load()}")

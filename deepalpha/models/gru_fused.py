@@ -36,16 +36,17 @@ from torch.nn import functional as F
 
 from deepalpha.models.kernels import library
 
-VW = 16  # gru.c's SIMD width in floats: the gate width is padded to a multiple of it
+VW = 16  # gru.c's SIMD width in floats: gate widths and inputs are padded to a multiple of it
 
 
-def _padded(hd: int) -> int:
-    return -(-hd // VW) * VW
+def _padded(width: int) -> int:
+    return -(-width // VW) * VW
 
 
 def available(rnn: nn.GRU, x: Tensor) -> bool:
     """True when ``rnn`` applied to ``x`` can run on the C kernels: CPU float32 strided input and
-    weights, no CPU autocast, ``bias=True``, one direction, no ``proj_size``, kernels loaded."""
+    weights, no CPU autocast, ``bias=True``, one direction, no ``proj_size``, kernels loaded,
+    padded hidden and input widths within the kernel's limit."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or x.layout != torch.strided:
         return False
     if not rnn.bias or rnn.bidirectional or rnn.proj_size or rnn.mode != "GRU":
@@ -55,7 +56,8 @@ def available(rnn: nn.GRU, x: Tensor) -> bool:
     if torch.is_autocast_enabled("cpu"):
         return False
     lib = library()
-    return lib is not None and _padded(rnn.hidden_size) <= lib.gru_max_h()
+    widest = _padded(max(rnn.hidden_size, rnn.input_size))
+    return lib is not None and lib.gru_simd_width() == VW and widest <= lib.gru_max_h()
 
 
 def _check(rc: int, what: str, shape: tuple[int, ...]) -> None:
@@ -63,55 +65,57 @@ def _check(rc: int, what: str, shape: tuple[int, ...]) -> None:
         raise ValueError(f"{what} failed (code {rc}) for x of shape {shape}")
 
 
-def _input_gates(x: Tensor, w_ih: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
-    """``gi [t, n, 3h] = x W_ih^T + b_ih + [b_hr | b_hz | 0]``, one GEMM over all steps."""
-    t_len, n, f = x.shape
-    hd = b_hh.shape[0] // 3
-    bias = torch.cat([b_ih[: 2 * hd] + b_hh[: 2 * hd], b_ih[2 * hd :]])
-    return torch.addmm(bias, x.reshape(t_len * n, f), w_ih.t()).view(t_len, n, 3 * hd)
+def _gates_first(w: Tensor, rows: int, cols: int) -> Tensor:
+    """``W [3h, c] -> [3, hp, cols]`` zero-padded: gate g's rows at ``[g, :h, :c]``."""
+    hd = w.shape[0] // 3
+    out = w.new_zeros(3, rows, cols)
+    out[:, :hd, : w.shape[1]] = w.view(3, hd, -1)
+    return out
 
 
-def _pack_forward(w_hh: Tensor) -> Tensor:
-    """``W_hh [3h, h] -> wt [h, 3hp]``: ``W_hh^T`` with gate g in columns ``[g hp, g hp + h)``."""
-    hd = w_hh.shape[1]
-    hp = _padded(hd)
-    wt = w_hh.new_zeros(hd, 3, hp)
-    wt[:, :, :hd] = w_hh.view(3, hd, hd).permute(2, 0, 1)
-    return wt.view(hd, 3 * hp)
+def _pack(
+    w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The padded operands of ``gru.c`` (gate g at offset ``g hp``, zeros in the padding):
+    ``wit [f, 3hp] = W_ih^T``, ``wht [h, 3hp] = W_hh^T``, ``wi [3hp, fp] = W_ih``,
+    ``wh [3hp, hp] = W_hh``, ``bias [4hp] = [b_ir + b_hr | b_iz + b_hz | b_in | b_hn]``."""
+    hd, f = w_hh.shape[1], w_ih.shape[1]
+    hp, fp = _padded(hd), _padded(f)
+    with torch.no_grad():
+        wi = _gates_first(w_ih, hp, fp)  # [3, hp, fp]
+        wh = _gates_first(w_hh, hp, hp)  # [3, hp, hp]
+        wit = wi[:, :, :f].permute(2, 0, 1).reshape(f, 3 * hp).contiguous()
+        wht = wh[:, :, :hd].permute(2, 0, 1).reshape(hd, 3 * hp).contiguous()
+        b_i, b_h = _gates_first(b_ih[:, None], hp, 1)[..., 0], _gates_first(b_hh[:, None], hp, 1)
+        bias = torch.cat([b_i[:2] + b_h[:2, :, 0], b_i[2:], b_h[2:, :, 0]]).reshape(4 * hp)
+    return wit, wht, wi.view(3 * hp, fp), wh.view(3 * hp, hp), bias
 
 
-def _pack_backward(w_hh: Tensor) -> Tensor:
-    """``W_hh [3h, h] -> w [3hp, hp]``: gate g's rows at ``[g hp, g hp + h)``, zero padding."""
-    hd = w_hh.shape[1]
-    hp = _padded(hd)
-    w = w_hh.new_zeros(3, hp, hp)
-    w[:, :hd, :hd] = w_hh.view(3, hd, hd)
-    return w.view(3 * hp, hp)
-
-
-def _recurrence(
-    lib: ctypes.CDLL, gi: Tensor, w_hh: Tensor, b_hh: Tensor, save: bool
+def _forward(
+    lib: ctypes.CDLL, x: Tensor, packed: tuple[Tensor, ...], hd: int, save: bool
 ) -> tuple[Tensor, Tensor | None]:
-    """The C forward: ``gi [t, n, 3h] -> hs [t, n, h]`` and (``save``) gates ``[t, n, 4h]``."""
-    t_len, n, width = gi.shape
-    hd = width // 3
-    wt = _pack_forward(w_hh)
-    bhn = b_hh[2 * hd :].contiguous()
-    hs = gi.new_empty((t_len, n, hd))
-    gates = gi.new_empty((t_len, n, 4 * hd)) if save else None
+    """The C forward: ``x [t, n, f]`` contiguous -> ``hs [t, n, h]`` and (``save``) the gates
+    ``[t, n, 4h]``."""
+    t_len, n, f = x.shape
+    wit, wht, _, _, bias = packed
+    hs = x.new_empty((t_len, n, hd))
+    gates = x.new_empty((t_len, n, 4 * hd)) if save else None
     rc = lib.gru_fwd(
-        gi.data_ptr(),
-        wt.data_ptr(),
-        bhn.data_ptr(),
+        x.data_ptr(),
+        wit.data_ptr(),
+        wht.data_ptr(),
+        bias.data_ptr(),
         hs.data_ptr(),
         None if gates is None else gates.data_ptr(),
         t_len,
         n,
+        f,
         hd,
         _padded(hd),
+        _padded(f),
         torch.get_num_threads(),
     )
-    _check(rc, "gru_fwd", tuple(gi.shape))
+    _check(rc, "gru_fwd", tuple(x.shape))
     return hs, gates
 
 
@@ -130,50 +134,49 @@ class _GRULayer(torch.autograd.Function):
         last_only: bool,
         lib: ctypes.CDLL,
     ) -> Tensor:
-        gi = _input_gates(x, w_ih, b_ih, b_hh)
-        hs, gates = _recurrence(lib, gi, w_hh, b_hh, save=True)
-        del gi
-        ctx.save_for_backward(x, w_ih, w_hh, hs, gates)
+        packed = _pack(w_ih, w_hh, b_ih, b_hh)
+        hs, gates = _forward(lib, x, packed, w_hh.shape[1], save=True)
+        ctx.save_for_backward(x, hs, gates, *packed[2:4])
         ctx.last_only, ctx.lib = last_only, lib  # type: ignore[attr-defined]
         return hs[-1].clone() if last_only else hs
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad: Tensor):  # type: ignore[override]
-        x, w_ih, w_hh, hs, gates = ctx.saved_tensors  # type: ignore[attr-defined]
+        x, hs, gates, wi, wh = ctx.saved_tensors  # type: ignore[attr-defined]
+        lib = ctx.lib  # type: ignore[attr-defined]
         t_len, n, hd = hs.shape
+        f = x.shape[-1]
+        hp, fp = _padded(hd), _padded(f)
         grad = grad.contiguous()
-        w = _pack_backward(w_hh)
-        da = hs.new_empty((t_len, n, 4 * hd))
-        rc = ctx.lib.gru_bwd(  # type: ignore[attr-defined]
+        need = ctx.needs_input_grad  # type: ignore[attr-defined]
+        dx = torch.empty_like(x) if need[0] else None
+        slot = 3 * hp * hp + 3 * hp * fp + 4 * hp
+        partial = x.new_empty((lib.gru_tiles(n), slot))
+        rc = lib.gru_bwd(
+            x.data_ptr(),
             gates.data_ptr(),
             hs.data_ptr(),
             grad.data_ptr(),
-            w.data_ptr(),
-            da.data_ptr(),
+            wi.data_ptr(),
+            wh.data_ptr(),
+            None if dx is None else dx.data_ptr(),
+            partial.data_ptr(),
             t_len,
             n,
+            f,
             hd,
-            _padded(hd),
+            hp,
+            fp,
             int(ctx.last_only),  # type: ignore[attr-defined]
             torch.get_num_threads(),
         )
         _check(rc, "gru_bwd", tuple(x.shape))
-        d2 = da.view(t_len * n, 4 * hd)
-        d_gi = d2[:, : 3 * hd]  # [t n, 3h]: da_r, da_z, da_n
-        need = ctx.needs_input_grad  # type: ignore[attr-defined]
-        dx = d_gi.mm(w_ih).view(x.shape) if need[0] else None
-        dw_ih = d_gi.t().mm(x.reshape(t_len * n, -1)) if need[1] else None
-        dw_hh = None
-        if need[2]:  # d gh = [da_r | da_z | da_n r]; the first step has h_0 = 0
-            dw_hh = w_hh.new_zeros(3 * hd, hd)
-            if t_len > 1:
-                prev, d_next = hs[:-1].reshape((t_len - 1) * n, hd), d2[n:]
-                torch.mm(d_next[:, : 2 * hd].t(), prev, out=dw_hh[: 2 * hd])
-                torch.mm(d_next[:, 3 * hd :].t(), prev, out=dw_hh[2 * hd :])
-        sums = d2.sum(0)
-        db_ih = sums[: 3 * hd] if need[3] else None
-        db_hh = torch.cat([sums[: 2 * hd], sums[3 * hd :]]) if need[4] else None
+        sums = partial.sum(0)  # over tiles, in tile order
+        dw_hh = sums[: 3 * hp * hp].view(3, hp, hp)[:, :hd, :hd].reshape(3 * hd, hd)
+        dw_ih = sums[3 * hp * hp : slot - 4 * hp].view(3, hp, fp)[:, :hd, :f].reshape(3 * hd, f)
+        db = sums[slot - 4 * hp :].view(4, hp)[:, :hd]  # [da_r, da_z, da_n, da_n r] summed
+        db_ih, db_hh = db[:3].reshape(3 * hd), db[[0, 1, 3]].reshape(3 * hd)
         return dx, dw_ih, dw_hh, db_ih, db_hh, None, None
 
 
@@ -205,7 +208,7 @@ def gru_layer(
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return _GRULayer.apply(*tensors, last_only, lib)
     with torch.no_grad():
-        hs, _ = _recurrence(lib, _input_gates(x, w_ih, b_ih, b_hh), w_hh, b_hh, save=False)
+        hs, _ = _forward(lib, x, _pack(w_ih, w_hh, b_ih, b_hh), w_hh.shape[1], save=False)
     return hs[-1].clone() if last_only else hs
 
 

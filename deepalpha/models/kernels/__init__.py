@@ -60,8 +60,10 @@ SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "linrnn_fwd": (_I32, [_P, _P, _P, _I64, _I64, _I64, _I32, _I32]),
     "linrnn_bwd": (_I32, [_P, _P, _P, _P, _I64, _I64, _I64, _I32, _I32, _I32]),
     "gru_max_h": (_I32, []),
-    "gru_fwd": (_I32, [_P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I32]),
-    "gru_bwd": (_I32, [_P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I32, _I32]),
+    "gru_simd_width": (_I32, []),
+    "gru_tiles": (_I64, [_I64]),
+    "gru_fwd": (_I32, [_P] * 6 + [_I64] * 6 + [_I32]),
+    "gru_bwd": (_I32, [_P] * 8 + [_I64] * 6 + [_I32, _I32]),
 }
 
 
