@@ -5,9 +5,10 @@ the fix and passes after it. Small synthetic panels; real-data checks live in
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from deepalpha.data.panel import Panel
-from deepalpha.risk.model import estimation_universe, regression_mask
+from deepalpha.risk.model import estimation_universe
 
 
 def _panel(T: int = 80, N: int = 40, seed: int = 0, **masks: np.ndarray) -> Panel:
@@ -57,6 +58,8 @@ def test_estu_is_monthly_and_needs_age():
 def test_regression_filters_on_the_return_day():
     """Item 2: a stock locked at the limit on t+1 leaves row t's regression; one locked on t
     stays (its t -> t+1 return is not censored)."""
+    from deepalpha.risk.model import regression_mask
+
     T, N = 30, 6
     up = np.zeros((T, N), dtype=bool)
     up[10, 0] = True  # locked on day 10
@@ -151,3 +154,158 @@ def test_growth_compares_the_same_report_period():
     assert both.any() and not np.allclose(old[both], new[both])
     vals = new[np.isfinite(new)]
     assert np.all(np.isclose(vals, (20 - 10) / 15) | np.isclose(vals, (30 - 20) / 25))
+
+
+# ------------------------------------------------------------------ item 5: CNE6 choices
+
+
+def test_size_keeps_mega_caps_distinguishable():
+    """Item 5: MAD winsorisation of LNCAP tied the largest caps at one exposure."""
+    from deepalpha.risk.styles import DescriptorSource, compute_styles
+
+    rng = np.random.default_rng(0)
+    T, N = 3, 400
+    cap = np.exp(rng.normal(22, 1.0, (1, N))).repeat(T, 0)
+    cap[:, :10] = np.exp(np.linspace(27, 29, 10))  # ten mega caps, 5-7 sigma above the median
+    src = DescriptorSource({"mktcap": cap, "close": np.ones((T, N))})
+    estu = np.ones((T, N), dtype=bool)
+    out = compute_styles(
+        src, estu=estu, weight=np.sqrt(cap), ind_ids=np.zeros(N, dtype=int), n_ind=1,
+        target=estu, styles=("Size",),
+    )  # fmt: skip
+    s = out[0, :10, 0]
+    assert np.all(np.diff(s) > 0.05)  # strictly ordered, not clipped to one value
+
+
+def test_hsigma_is_the_residual_volatility_of_the_beta_regression():
+    from deepalpha.risk import descriptors as d
+    from deepalpha.risk.styles import DescriptorSource
+
+    rng = np.random.default_rng(1)
+    T, N = 300, 5
+    close = 10 * np.exp(np.cumsum(rng.normal(0, 0.02, (T, N)), axis=0))
+    src = DescriptorSource({"close": close, "mktcap": close * 1e8})
+    beta, resid = d.ts_regression(src.ret, src.mkt, 504, 252, 126)
+    np.testing.assert_allclose(src.compute("HSIGMA"), resid, equal_nan=True)
+    np.testing.assert_allclose(src.compute("BETA"), beta, equal_nan=True)
+
+
+def _styles_panel(T=900, N=60, seed=3):
+    from deepalpha.risk.styles import DescriptorSource
+
+    rng = np.random.default_rng(seed)
+    r = rng.normal(0, 0.02, (T, N)) + rng.normal(0, 0.01, (T, 1))
+    close = 10 * np.exp(np.cumsum(r, axis=0))
+    shares = np.exp(rng.normal(20, 1, N))
+    fields = {
+        "close": close, "mktcap": close * shares, "shares": np.broadcast_to(shares, (T, N)),
+        "volume": shares * np.exp(rng.normal(-4.5, 0.5, (T, N))),
+    }  # fmt: skip
+    return DescriptorSource(fields), rng
+
+
+def _wls_coef(y, Z, w):
+    D = np.column_stack([np.ones(len(y)), Z])
+    W = w[:, None]
+    return np.linalg.solve(D.T @ (W * D), D.T @ (w * y))
+
+
+def test_long_term_reversal_is_orthogonal_to_momentum():
+    from deepalpha.risk.styles import compute_styles
+
+    src, _ = _styles_panel()
+    T, N = src.cap.shape
+    estu = np.ones((T, N), dtype=bool)
+    w = np.sqrt(src.cap)
+    out = compute_styles(
+        src, estu=estu, weight=w, ind_ids=np.zeros(N, dtype=int), n_ind=1, target=estu,
+        styles=("Momentum", "LongTermReversal"),
+    )  # fmt: skip
+    t = T - 1
+    b = _wls_coef(out[t, :, 1].astype(float), out[t, :, 0].astype(float), w[t])
+    assert abs(b[1]) < 1e-5
+
+
+def test_residual_volatility_orthogonal_after_filling():
+    """Item 5: stocks whose ResidualVolatility is filled must be orthogonal to Beta, Size and
+    Liquidity too (the old code orthogonalised before filling)."""
+    from deepalpha.risk.styles import compute_styles
+
+    src, rng = _styles_panel(T=320, N=80)
+    T, N = src.cap.shape
+    # a quarter of the stocks start trading late: ESTU members with too short a history
+    late = rng.random(N) < 0.25
+    c = np.array(src.fields["close"])
+    c[:250, late] = np.nan
+    src.fields["close"] = c
+    src.fields["mktcap"] = np.where(np.isfinite(c), src.fields["mktcap"], np.nan)
+    src._cache.clear()
+    estu = np.isfinite(c)
+    w = np.where(estu, np.sqrt(np.nan_to_num(src.fields["mktcap"])), 0.0)
+    ind = np.arange(N) % 3
+    out = compute_styles(
+        src, estu=estu, weight=w, ind_ids=ind, n_ind=3, target=estu,
+        styles=("Size", "Beta", "ResidualVolatility", "Liquidity"),
+    )  # fmt: skip
+    t = 270  # late stocks listed 20 days: ResidualVolatility filled for them
+    e = estu[t]
+    y = out[t, e, 2].astype(float)
+    Z = out[t, e][:, [1, 0, 3]].astype(float)
+    b = _wls_coef(y, Z, w[t, e])
+    assert np.abs(b[1:]).max() < 1e-6
+
+
+def test_stable_preset_specific_halflife_and_shrinking_non_estu():
+    from deepalpha.risk.model import RiskConfig
+    from deepalpha.risk.specific import bayesian_shrink
+
+    assert RiskConfig.preset("stable").specific_halflife == 252
+    rng = np.random.default_rng(0)
+    N = 200
+    cap = np.exp(rng.normal(22, 1, N))
+    sig = np.exp(rng.normal(-4, 0.3, N))
+    estu = np.ones(N, dtype=bool)
+    estu[:20] = False
+    out = bayesian_shrink(sig, cap, estu=estu)
+    assert not np.allclose(out[:20], sig[:20])  # non-ESTU stocks are shrunk too
+    # toward their decile mean: never farther from it than before
+    assert np.isfinite(out).all()
+
+
+# ------------------------------------------------------------------ item 6: horizon
+
+
+def test_horizon_sets_newey_west_lags_and_blocks():
+    from deepalpha.risk.model import RiskConfig, _scaled
+
+    cc, sc = _scaled(RiskConfig(horizon=21), "daily")
+    assert cc.nw_lags == 20 and sc.nw_lags == 20
+    cc, _ = _scaled(RiskConfig(horizon=1), "daily")
+    assert cc.nw_lags == 0
+    cc, _ = _scaled(RiskConfig(horizon=21, nw_lags=2), "daily")
+    assert cc.nw_lags == 2
+
+
+def test_bias_at_a_horizon_scores_h_day_sums():
+    """Item 6: the bias statistic at horizon h standardises non-overlapping h-day sums by
+    sqrt(h) times the one-day forecast; right forecasts give ~1 at every horizon, and
+    positively autocorrelated returns scored without Newey-West are under-forecast at h > 1."""
+    from test_risk_bias import simulated_model
+
+    from deepalpha.risk.bias import bias_report, factor_z, horizon_blocks
+
+    m = simulated_model(T=1200)
+    starts, cov = horizon_blocks(m, 5)
+    assert (np.diff(starts) > 0).all() and starts[0] == 0
+    z = factor_z(m, 5)
+    f = np.asarray(m.factor_returns, dtype=np.float64)
+    C = np.asarray(m.factor_cov[cov[3]], dtype=np.float64)
+    assert z[3, 0] == pytest.approx(f[starts[3] : starts[3] + 5, 0].sum() / np.sqrt(5 * C[0, 0]))
+    rep = bias_report(m, horizon=5, n_portfolios=10, n_stocks=30)
+    assert rep["horizon"] == 5 and rep["factor"]["median"] == pytest.approx(1.0, abs=0.12)
+    # AR(1) factor returns (phi 0.3): the one-day forecast under-states 10-day risk
+    g = np.array(m.factor_returns, dtype=np.float64)
+    for t in range(1, len(g)):
+        g[t] = 0.3 * g[t - 1] + np.sqrt(1 - 0.09) * g[t]
+    m.factor_returns = g.astype(np.float32)
+    assert bias_report(m, horizon=10, n_portfolios=5)["factor"]["median"] > 1.15

@@ -6,11 +6,13 @@ row t uses data known at the close of t.
 Default styles and their descriptors (weights in brackets; windows in `descriptors`):
 
 =====================  ===============================================================
-Size                   LNCAP
+Size                   LNCAP (not winsorised: log cap has no outliers to clip, and
+                       clipping would tie the largest caps at one exposure)
 MidCap                 Size^3 orthogonalised to Size (WLS, sqrt-cap weights), winsorised,
                        standardised
 Beta                   BETA (504 days, HL 252, vs the cap-weighted market of our stocks)
-ResidualVolatility     DASTD (0.74), CMRA (0.16), HSIGMA (0.10); then orthogonalised to
+ResidualVolatility     DASTD (0.74), CMRA (0.16), HSIGMA (0.10; the residual volatility of
+                       the Beta regression); missing values filled, then orthogonalised to
                        Beta, Size and Liquidity
 Liquidity              STOM (0.35), STOQ (0.35), STOA (0.15), ATVR (0.15) on turnover =
                        volume / shares
@@ -26,7 +28,8 @@ Growth                 EGRO = YoY EBIT change / mean |EBIT|, same report period 
                        earlier (field ``ebit_yoy``; without it 252 trading days apart)
 Leverage               DTOA = debt / assets
 Profitability          ROE (0.5), ROA (0.5)
-LongTermReversal       LTRSTR = -(sum of log returns, 504 days HL 260, lagged 273, 11-day mean)
+LongTermReversal       LTRSTR = -(sum of log returns, 504 days HL 260, lagged 273, 11-day mean),
+                       orthogonalised to Momentum
 EarningsVariability    VERN = std of the YoY EBIT change over 756 days / mean |EBIT|
 =====================  ===============================================================
 
@@ -179,10 +182,12 @@ class DescriptorSource:
         if name == "LNCAP":
             with np.errstate(invalid="ignore", divide="ignore"):
                 return np.where(self.cap > 0, np.log(self.cap), np.nan)
-        if name == "BETA":
-            return d.ts_regression(self.ret, self.mkt, 504, 252, 126)[0]
-        if name == "HSIGMA":
-            return d.ts_regression(self.ret, self.mkt, 252, 63, 63)[1]
+        if name in ("BETA", "HSIGMA"):  # one regression (CNE6: HSIGMA is its residual vol)
+            if "beta_reg" not in self._cache:
+                b, h = d.ts_regression(self.ret, self.mkt, 504, 252, 126)
+                self._cache["beta_reg"] = b
+                self._cache["hsigma_reg"] = h
+            return self._cache.pop("beta_reg" if name == "BETA" else "hsigma_reg")
         if name == "DASTD":
             return d.ew_std(self.ret, 252, 42, 63)
         if name == "CMRA":
@@ -277,6 +282,8 @@ def compute_styles(
             size = style("Size")
             z = wls_residual(size**3, size[:, :, None], weight, estu)
             x = standardize(mad_winsorize(z, estu), cap, estu)
+        elif name == "Size":
+            x = standardize(source.compute("LNCAP"), cap, estu)
         else:
             parts = [
                 winsorize_standardize(source.compute(k), cap, estu)
@@ -285,13 +292,15 @@ def compute_styles(
             x = combine(parts, [w for _, w in STYLE_DESCRIPTORS[name]])
             if len(parts) > 1:
                 x = standardize(x, cap, estu)
-            if name == "ResidualVolatility":
-                Z = np.stack([style("Beta"), style("Size"), style("Liquidity")], axis=2)
-                x = standardize(wls_residual(x, Z, weight, estu), cap, estu)
+            # ResidualVolatility is orthogonalised after the fill (below), as CNE6 does
+            if name == "LongTermReversal" and "Momentum" in styles:
+                mom = style("Momentum")[:, :, None]
+                y = wls_residual(x, mom, weight, estu)
+                x = standardize(np.where(np.isfinite(y), y, x), cap, estu)  # no RSTR: keep
         raw[name] = x
         return x
 
-    keep = {"Size", "Beta", "Liquidity"}  # needed later (orthogonalisation, fill)
+    keep = {"Size", "Beta", "Liquidity", "Momentum"}  # needed later (orthogonalisation, fill)
     n_estu = estu.sum(axis=1)
     for j, name in enumerate(styles):
         x = style(name)
@@ -306,11 +315,34 @@ def compute_styles(
         if progress is not None:
             progress(name)
     size = raw["Size"] if "Size" in raw else style("Size")
-    for j, name in enumerate(styles):
+    filled: dict[str, np.ndarray] = {}
+
+    def fill(name: str, x: np.ndarray) -> np.ndarray:
         if name == "Size":
-            x = out[:, :, j].astype(np.float64)
+            x = x.astype(np.float64)
         else:
-            x = fill_missing(out[:, :, j], ind_ids, n_ind, size, weight, estu, target)
+            x = fill_missing(x, ind_ids, n_ind, size, weight, estu, target)
         x[~target] = np.nan
+        return x
+
+    order = sorted(range(len(styles)), key=lambda j: styles[j] == "ResidualVolatility")
+    for j in order:
+        name = styles[j]
+        x = fill(name, out[:, :, j])
+        if name in ("Beta", "Size", "Liquidity"):
+            filled[name] = x
+        if name == "ResidualVolatility" and np.isfinite(x).any():
+            # orthogonalise the filled exposure to the filled Beta, Size, Liquidity (CNE6
+            # order), so that the filled stocks are orthogonal too
+            Z = [
+                filled[k] if k in filled else fill(k, raw[k] if k in raw else style(k))
+                for k in ("Beta", "Size", "Liquidity")
+            ]
+            y = wls_residual(x, np.stack(Z, axis=2), weight, estu)
+            x = np.where(np.isfinite(y), y, x)
+            xs = standardize(x, cap, estu)
+            # a date without the style (all filled with one value) has no dispersion: keep it
+            x = np.where(np.isfinite(xs).any(axis=1)[:, None], xs, x)
+            x[~target] = np.nan
         out[:, :, j] = x
     return out
