@@ -29,6 +29,9 @@ def build(
     cov: str = typer.Option("month_end", help="Covariance dates: month_end | all."),
     cache: bool = typer.Option(True, help="Use / fill the panel cache."),
     bias: bool = typer.Option(True, help="Compute bias statistics and store them in meta.json."),
+    horizon: int = typer.Option(
+        1, help="Forecast horizon in trading days (1, 21, ...): Newey-West lags and bias statistics."
+    ),
 ) -> None:
     """Fit exposures, factor and specific returns, covariance and specific risk; save them."""
     import time
@@ -39,14 +42,14 @@ def build(
     from deepalpha.atomic import ensure_writable
     from deepalpha.errors import ConfigError, DeepAlphaError
     from deepalpha.risk.bias import bias_report
-    from deepalpha.risk.model import RiskConfig, build_risk_model, load_inputs
+    from deepalpha.risk.model import RiskConfig, build_risk_model, load_inputs, model_rows
 
     try:
         if freq not in ("daily", "monthly"):
             raise ConfigError(f"--freq must be daily or monthly, got {freq!r}")
         if cov not in ("month_end", "all"):
             raise ConfigError(f"--cov must be month_end or all, got {cov!r}")
-        cfg = RiskConfig.preset(preset, cov=cov)
+        cfg = RiskConfig.preset(preset, cov=cov, horizon=horizon)
         ensure_writable(out_dir.parent)  # save() writes a temp folder beside out_dir
         t0 = time.perf_counter()
         with Progress(
@@ -69,7 +72,15 @@ def build(
             )
             if bias:
                 bar.update(task, description="bias statistics")
-                model.meta["bias"] = bias_report(model)
+                members = {k: panel.masks[k] for k in ("csi300", "csi500", "csi1000") if k in panel.masks}
+                if freq != "daily":
+                    members = {k: m[model_rows(panel.dates, model.dates)] for k, m in members.items()}
+                by_h = {
+                    h: bias_report(model, horizon=h, members=members)
+                    for h in sorted({1, int(model.meta["horizon"])})
+                }
+                model.meta["bias"] = by_h[int(model.meta["horizon"])]
+                model.meta["bias_by_horizon"] = {str(h): b for h, b in by_h.items()}
             bar.update(task, description="saving")
             model.meta["data"] = str(data)
             model.meta["build_seconds"] = round(time.perf_counter() - t0, 1)
@@ -88,8 +99,12 @@ def build(
 def info(
     model_dir: Path = typer.Argument(..., help="Directory written by `deepalpha risk build`."),
     top: int = typer.Option(10, help="How many factors to list by mean return."),
+    horizon: int | None = typer.Option(
+        None, help="Bias statistics at this horizon in periods (default: the model's horizon)."
+    ),
 ) -> None:
-    """Mean R^2, annualised factor volatilities, top factor returns, bias statistics."""
+    """Mean R^2, annualised factor volatilities, top factor returns, bias statistics at the
+    model's forecast horizon (factor, eigen, random and CSI member-proxy portfolios)."""
     import warnings
 
     import numpy as np
@@ -118,12 +133,18 @@ def info(
         "cross-sectional R^2", f"mean {np.nanmean(m.r2):.3f}, median {np.nanmedian(m.r2):.3f}"
     )
     head.add_row("covariance dates", f"{len(m.cov_dates)} ({m.cov_dates[0]} .. {m.cov_dates[-1]})")
-    out.print(head)
 
     t = Table(title=f"factors (annualised, x{ppy})")
     for c in ("factor", "mean ret", "vol", "|t| mean", "share |t|>2", "bias"):
         t.add_column(c, justify="right" if c != "factor" else "left")
-    bias = m.meta.get("bias") or bias_report(m)
+    h = int(horizon or m.meta.get("horizon", 1))
+    head.add_row("bias horizon", str(h))
+    stored = (m.meta.get("bias_by_horizon") or {}).get(str(h))
+    if stored is None and int(m.meta.get("horizon", 1)) == h and m.meta.get("bias"):
+        stored = m.meta["bias"]
+    bias = stored or bias_report(m, horizon=h)  # no index proxies without the panel
+    head.add_row("forecast horizon", f"{m.meta.get('horizon', 1)} (NW lags {m.meta.get('nw_lags', 2)})")
+    out.print(head)
     mean = np.nanmean(f, axis=0) * ppy
     vol = np.nanstd(f, axis=0) * np.sqrt(ppy)
     ts = np.abs(np.asarray(m.tstats, dtype=np.float64))
@@ -141,14 +162,23 @@ def info(
             f"{bias['per_factor'].get(m.factor_names[k], float('nan')):.2f}",
         )
     out.print(t)
-    b = Table(title=f"bias statistics (std of z; rolling windows of {bias['window']})")
-    for c in ("portfolios", "median", "q10", "q90", "rolling median", "rolling MRAD"):
+    b = Table(
+        title=f"bias statistics at horizon {bias.get('horizon', 1)} (std of z; rolling windows "
+        f"of {bias['window']} blocks)"
+    )
+    for c in ("portfolios", "median", "q10", "q90", "rolling median", "rolling MRAD", "target"):
         b.add_column(c)
+    cols = ("median", "q10", "q90", "rolling_median", "rolling_mrad")
+    targets = {"factor": "[0.95, 1.05]", "eigen": "[0.95, 1.10]", "random": "[0.90, 1.10]"}
     for k in ("factor", "eigen", "random"):
-        s = bias[k]
-        b.add_row(
-            k, *(f"{s[x]:.3f}" for x in ("median", "q10", "q90", "rolling_median", "rolling_mrad"))
-        )
+        b.add_row(k, *(f"{bias[k][x]:.3f}" for x in cols), targets[k])
+    styles = [bias["per_factor"].get(n, float("nan")) for n in m.style_names]
+    if styles:
+        b.add_row("styles", f"{np.nanmedian(styles):.3f}", f"{np.nanmin(styles):.3f} (min)",
+                  f"{np.nanmax(styles):.3f} (max)", "", "", "[0.85, 1.15] each")  # fmt: skip
+    for k, s in (bias.get("index") or {}).items():
+        b.add_row(f"{k} proxy", f"{s['bias']:.3f}", "", "", f"{s['rolling_median']:.3f}",
+                  f"{s['rolling_mrad']:.3f}", "[0.90, 1.10]")  # fmt: skip
     out.print(b)
 
 
