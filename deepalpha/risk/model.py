@@ -248,6 +248,11 @@ class RiskModel:
 # ---------------------------------------------------------------------- build helpers
 
 
+def model_rows(panel_dates: np.ndarray, model_dates: np.ndarray) -> np.ndarray:
+    """Row of each model date in the panel's dates -> int64[T_model]."""
+    return np.searchsorted(np.asarray(panel_dates), np.asarray(model_dates))
+
+
 def month_end_rows(dates: np.ndarray) -> np.ndarray:
     """Rows that are the last trading day of their calendar month (the last row included)."""
     m = np.asarray(dates, dtype="datetime64[M]")
