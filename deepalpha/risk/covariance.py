@@ -11,7 +11,9 @@ Steps (DESIGN section 3, USE4/CNE6 methodology):
    (84 / 504 "responsive", 252 / 756 "stable"), zero mean assumed, Newey-West with Bartlett
    weights ``1 - j / (L + 1)`` over ``L`` lags (default 2):
    ``C = G_0 + sum_j w_j (G_j + G_j')``, ``G_j = sum_s lam^(d-1-s) f_s f_{s-j}' / sum lam^(...)``.
-   Volatilities come from the vol-half-life matrix, correlations from the corr-half-life one.
+   Volatilities come from the vol-half-life matrix, correlations from the corr-half-life one
+   (which may use fewer lags, ``corr_nw_lags``: a long-lag Newey-West correlation matrix is
+   noisy in its smallest eigen directions).
 2. Eigenfactor risk adjustment (Menchero, Wang & Orr 2011): simulate ``M`` return histories of
    length ``h`` (the effective number of observations of the correlation window,
    ``(sum w)^2 / sum w^2``) from the forecast, measure the bias of each simulated eigenportfolio's variance,
@@ -213,6 +215,7 @@ class CovarianceConfig:
     vol_halflife: float = 84
     corr_halflife: float = 504
     nw_lags: int = 2
+    corr_nw_lags: int | None = None  # Newey-West lags of the correlation matrix (None: nw_lags)
     eigen_sims: int = 100
     eigen_scale: float = 1.2
     eigen_obs: int | None = None  # simulated history length; default: the correlation
@@ -250,7 +253,8 @@ def factor_covariance(
     cov_idx = np.asarray(cov_idx, dtype=np.int64)
     cfg = config
     mv = _EWMoments(_lam(cfg.vol_halflife), cfg.nw_lags, K)
-    mc = _EWMoments(_lam(cfg.corr_halflife), cfg.nw_lags, K)
+    corr_lags = cfg.nw_lags if cfg.corr_nw_lags is None else cfg.corr_nw_lags
+    mc = _EWMoments(_lam(cfg.corr_halflife), corr_lags, K)
     sigma = np.full((T, K), np.nan)
     sigma0 = np.full((T, K), np.nan)  # lag-0 EWMA volatility: the VRA's yardstick
     pending: dict[int, tuple[np.ndarray, np.ndarray, int, np.ndarray]] = {}
