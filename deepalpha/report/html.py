@@ -26,6 +26,7 @@ from deepalpha.report import plots
 from deepalpha.report.eval_notes import HEADLINE_NOTE, conventions_text
 from deepalpha.report.load import ORACLE, PortfolioView, RiskView, RunData, load_run
 from deepalpha.report.portfolio_tables import benchmark_table, cost_table
+from deepalpha.report.risk_sections import portfolio_risk
 from deepalpha.workflows.results import A_COLUMNS, B_COLUMNS, fmt, signal_file, table_rows
 
 SYSTEMS = {
@@ -600,6 +601,7 @@ def portfolio_section(run: RunData) -> str:
         out.append(img(portfolio_figure(p), f"portfolio {p.name}"))
         if p.yearly is not None and p.yearly.height:
             out.append(yearly_table(p))
+        out.append(portfolio_risk(p))
     return "".join(out)
 
 

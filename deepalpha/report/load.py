@@ -6,7 +6,8 @@ Run directory layout: see `deepalpha.workflows.results`. Optional parts read her
 
 - ``risk_monthly/`` and ``risk_daily/``: saved `deepalpha.risk.model.RiskModel`;
 - ``rolling/jobs/<model>/w<window>/<retrain>/s<seed>/{metrics.json,train_log.jsonl}``;
-- ``portfolio/<key>__<index>/{metrics.json,nav.parquet,yearly.parquet|yearly.csv,costs.csv}``.
+- ``portfolio/<key>__<index>/{metrics.json,nav.parquet,yearly.parquet|yearly.csv,costs.csv}``
+  and the risk views ``exposures.parquet``, ``attribution.parquet``, ``risk_yearly.csv``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class PortfolioView:
     nav: pl.DataFrame  # date, nav, bench_nav, excess_nav (maybe tr_nav, price_nav, proxy_nav...)
     yearly: pl.DataFrame | None
     costs: pl.DataFrame | None = None  # cost sensitivity (costs.csv), None in older runs
+    # risk views (portfolio.risk_tracking): None in older runs
+    exposures: pl.DataFrame | None = None  # exposures.parquet (long)
+    attribution: pl.DataFrame | None = None  # attribution.parquet (wide, daily)
+    risk_yearly: pl.DataFrame | None = None  # risk_yearly.csv
 
 
 @dataclass
@@ -241,9 +246,19 @@ def read_portfolios(folder: Path) -> list[PortfolioView]:
                 nav=pl.read_parquet(d / "nav.parquet").sort("date"),
                 yearly=read_yearly(d),
                 costs=_read_costs(d, meta),
+                exposures=_maybe(d / "exposures.parquet"),
+                attribution=_maybe(d / "attribution.parquet"),
+                risk_yearly=_maybe(d / "risk_yearly.csv"),
             )
         )
     return out
+
+
+def _maybe(f: Path) -> pl.DataFrame | None:
+    """A backtest's optional table (Parquet or CSV), None when absent."""
+    if not f.is_file():
+        return None
+    return pl.read_parquet(f) if f.suffix == ".parquet" else pl.read_csv(f)
 
 
 def _read_costs(d: Path, meta: dict[str, Any]) -> pl.DataFrame | None:
