@@ -2,7 +2,8 @@
 # System B, the multi-seed comparison of issue 16 on ../shared/data/cn, end to end: the budget
 # study on the validation year, the three-seed run, and every table of the README's System B
 # section (headline tables, seed ensembles vs single seeds, paired differences vs the GRU,
-# ensemble and seed by seed). About 2 h 20 min on a 2-core box.
+# ensemble and seed by seed) and the ablation table. About 2 h 20 min on a 2-core box for the
+# comparison, 10-25 min per ablation.
 # Usage: bash docs/experiments/system_b_seeds.sh [RUNS_DIR]
 set -euo pipefail
 runs=${1:-runs}
@@ -20,3 +21,10 @@ for s in 0 1 2; do
   deepalpha compare --paired "gru/s$s" "$runs/system_b_seeds" --universe all --markdown \
     | awk -v s="$s" '/ vs / { keep = ($1 == "decompgrn/s" s) } keep'
 done
+# 4. ablations of DecompGRN seed 0, each one config of configs/system_b/, as one table against
+#    the comparison's decompgrn/s0 (paired per-date RankIC difference, HAC t, bootstrap CI)
+for a in groups1 groups10 groups40 t150 mse turnover; do
+  deepalpha run "configs/system_b/ablation_$a.yaml" --out "$runs/system_b_ablation_$a" --quiet
+done
+python docs/experiments/ablation_table.py system_b_seeds:decompgrn/s0 "$runs/system_b_seeds" \
+  "$runs"/system_b_ablation_{groups1,groups10,groups40,t150,mse,turnover}
