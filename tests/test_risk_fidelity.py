@@ -309,3 +309,24 @@ def test_bias_at_a_horizon_scores_h_day_sums():
         g[t] = 0.3 * g[t - 1] + np.sqrt(1 - 0.09) * g[t]
     m.factor_returns = g.astype(np.float32)
     assert bias_report(m, horizon=10, n_portfolios=5)["factor"]["median"] > 1.15
+
+
+def test_newey_west_does_not_count_a_drift_as_risk():
+    """Item 6: at long horizons (many NW lags) a factor with a steady drift must not get the
+    drift's square once per lag added to its variance (the old zero-mean lagged moments did:
+    ~11x the variance here)."""
+    from deepalpha.risk.covariance import CovarianceConfig, factor_covariance
+    from deepalpha.risk.specific import ts_specific_var
+
+    rng = np.random.default_rng(0)
+    T = 3000
+    f = 0.01 + 0.01 * rng.standard_normal((T, 2))  # drift = noise std
+    cfg = CovarianceConfig(
+        vol_halflife=500, corr_halflife=500, nw_lags=10, eigen_sims=0, eigen_scale=0.0,
+        vra_halflife=None, min_obs=50,
+    )  # fmt: skip
+    C, _, _ = factor_covariance(f, np.array([T - 1]), cfg)
+    v = float(C[0, 0, 0])
+    assert 1.5e-4 < v < 3.0e-4  # sigma^2 + mu^2 = 2e-4 (lag 0 about zero, by convention)
+    s = ts_specific_var(f, 500, 10)[-1, 0]
+    assert 1.5e-4 < s < 3.0e-4

@@ -74,6 +74,8 @@ class _EWMoments:
     def __post_init__(self) -> None:
         self.S = np.zeros((self.lags + 1, self.K, self.K))
         self.Wp = np.zeros((self.lags + 1, self.K, self.K))
+        self.M = np.zeros(self.K)  # decayed sum of returns (for the autocovariances' mean)
+        self.Wm = np.zeros(self.K)
         self.W = 0.0
         self.W2 = 0.0
         self.hist: list[tuple[np.ndarray, np.ndarray]] = []
@@ -87,6 +89,8 @@ class _EWMoments:
         self.W2 = self.W2 * self.lam**2 + 1.0
         self.S[0] += np.outer(f0, f0)
         self.Wp[0] += np.outer(m, m)
+        self.M = self.M * self.lam + f0
+        self.Wm = self.Wm * self.lam + m
         for j in range(1, self.lags + 1):
             if len(self.hist) >= j:
                 g0, gm = self.hist[-j]
@@ -107,12 +111,22 @@ class _EWMoments:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(w > 0, np.diagonal(self.S[0]) / w, 0.0)
 
-    def newey_west(self) -> np.ndarray:
+    def newey_west(self, demean: bool = True) -> np.ndarray:
+        """``G_0 + sum_j w_j (G_j + G_j')``. The lag-0 moment is about zero (the risk-model
+        convention); with `demean` the lagged ones are autocovariances about the EWMA mean
+        ``mu``: ``G_j - (mu mu' - G_0 / n_eff)`` (the noise of ``mu`` taken out). A factor with a persistent drift (Liquidity, ShortTermReversal
+        in China) otherwise adds ``~ L mu^2`` per lag, i.e. counts its drift as risk -- at a
+        21-day horizon that term exceeds its variance."""
         with np.errstate(invalid="ignore", divide="ignore"):
             G = np.where(self.Wp > 0, self.S / self.Wp, 0.0)
+            mu = np.where(self.Wm > 0, self.M / self.Wm, 0.0)
         C = G[0].copy()
+        # E[mu_hat mu_hat'] = mu mu' + G_0 / n_eff: remove only the part beyond the noise of
+        # the mean estimate (else every lag loses ~G_0 / n_eff and long horizons under-forecast)
+        mm = np.outer(mu, mu) - G[0] / max(self.n_eff, 1.0) if demean else 0.0
         for j in range(1, self.lags + 1):
-            C += (1.0 - j / (self.lags + 1.0)) * (G[j] + G[j].T)
+            Gj = G[j] - mm
+            C += (1.0 - j / (self.lags + 1.0)) * (Gj + Gj.T)
         return 0.5 * (C + C.T)
 
 

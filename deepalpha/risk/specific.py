@@ -7,7 +7,8 @@ is the residual over ``s -> s+1``; the forecast at date d uses rows ``<= d-1``. 
 per period.
 
 1. Time series: ``var_n = G0 + sum_j (1 - j/(L+1)) 2 G_j`` with EWMA (half-life 84 by default)
-   autocovariances ``G_j`` of the stock's own specific returns (missing days get zero weight).
+   moments of the stock's own specific returns (missing days get zero weight): ``G0`` about 0,
+   the lagged ``G_j`` about the EWMA mean.
 2. Structural model (USE4) for thin or irregular histories: blending coefficient
    ``gamma = clip((h - 60) / 120, 0, 1) * clip(exp(1 - Z), 0, 1)``, ``h`` = observations in
    the last 252 periods, ``Z = |sigma_eq / sigma_robust - 1|`` (robust = IQR / 1.35). Stocks with
@@ -37,6 +38,12 @@ def _ewm(x: np.ndarray, halflife: float) -> np.ndarray:
     return lfilter([1.0], [1.0, -lam], x, axis=0)
 
 
+def _ewm_sq_weights(ok: np.ndarray, halflife: float) -> np.ndarray:
+    """``sum lam^(2 age)`` over the observed rows (for the effective number of observations)."""
+    lam = 0.5 ** (1.0 / float(halflife))
+    return lfilter([1.0], [1.0, -(lam**2)], ok.astype(np.float64), axis=0)
+
+
 def ts_specific_var(u: np.ndarray, halflife: float = 84, lags: int = 2) -> np.ndarray:
     """EWMA + Newey-West specific variance forecast for every row.
 
@@ -50,10 +57,15 @@ def ts_specific_var(u: np.ndarray, halflife: float = 84, lags: int = 2) -> np.nd
     with np.errstate(invalid="ignore", divide="ignore"):
         var = _ewm(u0 * u0, halflife) / W
         g0 = var.copy()
+        # lagged terms are autocovariances about the EWMA mean (a drift is not risk; see
+        # covariance._EWMoments.newey_west)
+        # minus the noise of the mean estimate, G0 / n_eff (n_eff = (sum w)^2 / sum w^2)
+        n_eff = W**2 / _ewm_sq_weights(ok, halflife)
+        mu2 = (_ewm(u0, halflife) / W) ** 2 - g0 / np.maximum(n_eff, 1.0) if lags > 0 else 0.0
         for j in range(1, lags + 1):
             prod = np.zeros_like(u0)
             prod[j:] = u0[j:] * u0[:-j]
-            var += 2.0 * (1.0 - j / (lags + 1.0)) * _ewm(prod, halflife) / W
+            var += 2.0 * (1.0 - j / (lags + 1.0)) * (_ewm(prod, halflife) / W - mu2)
     var = np.where(var > 0, var, g0)  # NW can (rarely) go negative: fall back to EWMA
     out = np.full_like(var, np.nan)
     out[1:] = var[:-1]
