@@ -18,6 +18,10 @@ The stages are timed by wrapping the functions the job calls (the job itself is 
     python benchmarks/bench_train.py --data /path --dates 30 --models decompgrn gru --threads 2
     python benchmarks/bench_train.py --job --models gru decompgrn --threads 1 --epochs 1
     python benchmarks/bench_train.py --cores --models gru rnn_lin decompgrn
+    python benchmarks/bench_train.py --models gru gru_torch     # fused C GRU vs nn.GRU
+
+``gru_torch`` is the ``gru`` model forced onto ``nn.GRU`` (``backend="torch"``); plain ``gru``
+takes the fused C recurrence on the CPU when the kernels load (``deepalpha.models.gru_fused``).
 
 Falls back to a synthetic market (``deepalpha.data.synth.write_market``) when the real data is
 absent. Timings on a shared machine are noisy: the load average is printed next to them.
@@ -61,7 +65,12 @@ def load_panel(args):
 
 
 class Clock:
-    """Accumulated seconds per stage, from wrapped functions (nested stages are subtracted)."""
+    """Accumulated seconds per stage, from wrapped functions (nested stages are subtracted).
+
+    ``now`` is the clock: wall time, or with ``--clock cpu`` this process's CPU time (with one
+    thread a load-independent measure of the work, on a machine shared with other jobs)."""
+
+    now = time.perf_counter
 
     def __init__(self) -> None:
         self.sec: dict[str, float] = {}
@@ -71,11 +80,11 @@ class Clock:
     def wrap(self, name: str, fn):
         def timed(*a, **k):
             self._stack.append([0.0])
-            t0 = time.perf_counter()
+            t0 = Clock.now()
             try:
                 return fn(*a, **k)
             finally:
-                dt = time.perf_counter() - t0
+                dt = Clock.now() - t0
                 inner = self._stack.pop()[0]
                 self.sec[name] = self.sec.get(name, 0.0) + dt - inner
                 self.calls[name] = self.calls.get(name, 0) + 1
@@ -95,10 +104,16 @@ def job_breakdown(args) -> None:
     from deepalpha.workflows.data import load_panel as load_run_panel
 
     cfg = load_run_config(args.config, {"data.path": args.data})
+    models = list(cfg.rolling.models)
+    gru = next((m for m in models if m.key == "gru"), None)
+    if "gru_torch" in args.models and gru is not None:  # the config's GRU, on nn.GRU
+        kwargs = gru.kwargs | {"backend": "torch"}
+        models.append(gru.model_copy(update={"tag": "gru_torch", "kwargs": kwargs}))
     roll = cfg.rolling.model_copy(
         update={
             "train": cfg.rolling.train.model_copy(update={"max_epochs": args.epochs}),
             "threads_per_job": args.threads,
+            "models": models,
         }
     )
     t0 = time.perf_counter()
@@ -138,9 +153,9 @@ def job_breakdown(args) -> None:
                 continue
             setattr(obj, attr, clock.wrap(names[attr], fn))
         try:
-            t0 = time.perf_counter()
+            t0 = Clock.now()
             res = rolling.run_job(roll, data, job)
-            total = time.perf_counter() - t0
+            total = Clock.now() - t0
         finally:
             for obj, attr, fn in saved:
                 setattr(obj, attr, fn)
@@ -148,7 +163,7 @@ def job_breakdown(args) -> None:
         train_rows = sum(h["train_stock_days"] for h in hist)
         n_pred = len(res.score)
         print(
-            f"\n== job {job.key} ({len(hist)} epochs, {train_rows:,} train stock-days, "
+            f"\n== job {job.key} ({args.clock} clock; {len(hist)} epochs, {train_rows:,} train stock-days, "
             f"{n_pred:,} predicted stock-days, {args.threads} thread(s)); {load()}"
         )
         accounted = 0.0
@@ -166,6 +181,11 @@ def job_breakdown(args) -> None:
         )
 
 
+def model_options(name: str) -> tuple[str, dict]:
+    """``gru_torch`` -> the ``gru`` model on ``nn.GRU``; other names as they are."""
+    return ("gru", {"backend": "torch"}) if name == "gru_torch" else (name, {})
+
+
 def _steps_for(name: str, threads: int, seconds: float, stocks: int, queue) -> None:
     """Train ``name`` on random [stocks, 60, 6] batches for ``seconds``; put stock-days done."""
     torch.set_num_threads(threads)
@@ -176,7 +196,8 @@ def _steps_for(name: str, threads: int, seconds: float, stocks: int, queue) -> N
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(stocks, 60, 6, generator=g), torch.randn(stocks, generator=g)
     groups = cap_groups(torch.randn(stocks, generator=g), 20)
-    model = build_model(name, 6, seed=0)
+    model_name, options = model_options(name)
+    model = build_model(model_name, 6, seed=0, **options)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step() -> None:
@@ -241,6 +262,9 @@ def main() -> None:
     ap.add_argument("--job", action="store_true", help="per-stage breakdown of one rolling job")
     ap.add_argument("--config", default=str(REPO / "configs" / "system_b_cpu.yaml"))
     ap.add_argument("--epochs", type=int, default=1, help="--job: max epochs")
+    ap.add_argument(
+        "--clock", choices=["wall", "cpu"], default="wall", help="--job: cpu = process CPU time"
+    )
     ap.add_argument("--cores", action="store_true", help="2 threads x 1 job vs 1 thread x 2 jobs")
     ap.add_argument("--seconds", type=float, default=20.0, help="--cores: seconds per arrangement")
     ap.add_argument("--stocks", type=int, default=800, help="--cores: stocks per step")
@@ -251,6 +275,8 @@ def main() -> None:
     if args.job:
         from deepalpha.train.allocator import retain_freed_memory
 
+        if args.clock == "cpu":
+            Clock.now = time.process_time
         retain_freed_memory()
         return job_breakdown(args)
 
@@ -280,7 +306,8 @@ def main() -> None:
     dev = resolve_device(args.device)
     results = {}
     for name in args.models:
-        model = make_model(name, ds.n_features, seed=0).to(dev)
+        model_name, options = model_options(name)
+        model = make_model(model_name, ds.n_features, seed=0, **options).to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         model.train()
         b = batches[0]  # warm-up step
@@ -306,7 +333,7 @@ def main() -> None:
             flush=True,
         )
         # (c) end to end: one epoch of fit, batches rebuilt on the fly
-        model = make_model(name, ds.n_features, seed=0)
+        model = make_model(model_name, ds.n_features, seed=0, **options)
         cfg = TrainConfig(max_epochs=1, progress=False, cache_mb=0, device=args.device)
         t0 = time.perf_counter()
         res = fit(model, ds, dates, None, cfg)
@@ -315,6 +342,12 @@ def main() -> None:
         print(f"[fit epoch] {name}: {dt:.2f} s -> {e2e:,.0f} stock-days/s", flush=True)
         results[name] = (count_parameters(model), step_rate, e2e)
 
+    if "gru" in results and "gru_torch" in results:
+        (_, sf, ef), (_, st, et) = results["gru"], results["gru_torch"]
+        print(
+            f"[ratio] GRU fused C / nn.GRU: train-step speed {sf / st:.2f}x, "
+            f"fit-epoch speed {ef / et:.2f}x"
+        )
     if "decompgrn" in results and "gru" in results:
         (pd, sd_, ed), (pg, sg, eg) = results["decompgrn"], results["gru"]
         print(
