@@ -17,16 +17,27 @@ def model(cn_path):
     return build_risk_model(panel, groups, list_dates=list_dates)
 
 
-def test_real_r2_and_bias(model):
+def test_real_r2_and_bias(model, cn_path):
+    """The issue-17 targets at the default one-day horizon (measured: factor median 1.008,
+    styles 0.906-1.079, eigen 1.051, random 1.018, CSI 300/500/1000 proxies 1.018/1.022/1.014)."""
+    from deepalpha.data.cn import load_cn
+
     r2 = float(np.nanmean(model.r2))
-    rep = bias_report(model)
+    panel = load_cn(cn_path, fields=["close"])
+    members = {k: panel.masks[k] for k in ("csi300", "csi500", "csi1000")}
+    rep = bias_report(model, members=members)
+    styles = [rep["per_factor"][n] for n in model.style_names]
     print(
         f"\nmean daily cross-sectional R^2 {r2:.3f}; factor bias median {rep['factor']['median']:.3f}, "
-        f"random {rep['random']['median']:.3f}, eigen {rep['eigen']['median']:.3f}"
+        f"random {rep['random']['median']:.3f}, eigen {rep['eigen']['median']:.3f}, styles "
+        f"{min(styles):.3f}-{max(styles):.3f}, index {[round(v['bias'], 3) for v in rep['index'].values()]}"
     )
-    assert 0.15 <= r2 <= 0.6
-    assert 0.7 <= rep["factor"]["median"] <= 1.3
-    assert 0.7 <= rep["random"]["median"] <= 1.3
+    assert 0.3 <= r2 <= 0.6
+    assert 0.95 <= rep["factor"]["median"] <= 1.05
+    assert all(0.85 <= b <= 1.15 for b in styles)
+    assert 0.95 <= rep["eigen"]["median"] <= 1.10
+    assert 0.9 <= rep["random"]["median"] <= 1.1
+    assert all(0.9 <= v["bias"] <= 1.1 for v in rep["index"].values())
     assert len(model.factor_names) == 47
 
 
@@ -38,9 +49,11 @@ def test_real_exposures_sane(model):
     assert np.isfinite(X).all()
     cap = model.weights[t][e].astype(np.float64) ** 2
     size = X[:, model.style_names.index("Size")]
-    # monotone in cap up to the MAD winsorisation of the largest caps (ties at the clip)
+    # monotone in cap, the largest caps included (no winsorisation ties them)
     rank = lambda x: np.argsort(np.argsort(x))  # noqa: E731
     assert np.corrcoef(rank(size), rank(np.log(cap)))[0, 1] > 0.99
     assert np.all(np.diff(size[np.argsort(cap)]) >= -1e-6)
+    top = np.sort(size)[-50:]
+    assert np.all(np.diff(top) > 0)
     # the country factor moves with the market: most dates have |t| > 2
     assert np.nanmean(np.abs(model.tstats[:, 0]) > 2) > 0.5
