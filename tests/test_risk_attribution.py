@@ -44,7 +44,9 @@ def test_attribution_reconciles_and_recovers_specific():
     x = exposure_path(a, m.styles, m.industry_ids, m.n_industries)
     costs = rng.uniform(0, 1e-3, T)
     total = np.einsum("tn,tn->t", a, r) - costs
-    att = attribute_returns(a, r, x, f, total=total, factor_names=m.factor_names, n_ind=m.n_industries)
+    att = attribute_returns(
+        a, r, x, f, total=total, factor_names=m.factor_names, n_ind=m.n_industries
+    )
     parts = att.factor.sum(1) + att.specific + att.residual
     np.testing.assert_allclose(parts, total, rtol=0, atol=1e-10)
     np.testing.assert_allclose(np.cumsum(parts), np.cumsum(total), rtol=0, atol=1e-10)
@@ -53,13 +55,17 @@ def test_attribution_reconciles_and_recovers_specific():
     k = att.by_kind()
     np.testing.assert_allclose(k["country"] + k["industry"] + k["style"], k["factor"], atol=1e-15)
     df = att.frame(m.dates + 1)
-    assert {"total", "factor", "specific", "residual", "style:A", "industry:steel"} <= set(df.columns)
+    assert {"total", "factor", "specific", "residual", "style:A", "industry:steel"} <= set(
+        df.columns
+    )
     # rows without factor returns (the model's last one) go to specific
     f2 = f.copy()
     f2[-1] = np.nan
     att2 = attribute_returns(a, r, x, f2, total=total)
     assert att2.unattributed[-1] and att2.factor[-1].sum() == 0
-    np.testing.assert_allclose(att2.factor.sum(1) + att2.specific + att2.residual, total, atol=1e-10)
+    np.testing.assert_allclose(
+        att2.factor.sum(1) + att2.specific + att2.residual, total, atol=1e-10
+    )
 
 
 def test_carino_link_adds_up_to_compounded_active():

@@ -7,7 +7,13 @@ import pytest
 from risk_toy import toy_model
 
 from deepalpha.errors import DataError
-from deepalpha.risk.decompose import decompose, decompose_snapshot, group_table, read_snapshot, snapshot
+from deepalpha.risk.decompose import (
+    decompose,
+    decompose_snapshot,
+    group_table,
+    read_snapshot,
+    snapshot,
+)
 
 
 def _brute(w, X, F, d, ppy=252.0):
@@ -62,7 +68,9 @@ def test_snapshot_groups_and_disk_reader_agree(tmp_path):
     w = rng.dirichlet(np.ones(len(m.assets)))
     dec = decompose_snapshot(s2, w, s2.market)
     g = group_table(dec)
-    np.testing.assert_allclose(sum(g[k]["pct"] for k in ("country", "industry", "style", "specific")), 1.0)
+    np.testing.assert_allclose(
+        sum(g[k]["pct"] for k in ("country", "industry", "style", "specific")), 1.0
+    )
     np.testing.assert_allclose(g["total"]["contrib"], dec.active.risk)
     # without a benchmark beta is on the model's cap-weighted market, which has beta 1
     assert decompose_snapshot(s2, s2.market).beta == pytest.approx(1.0)
@@ -79,5 +87,5 @@ def test_snapshot_fills_missing_and_refuses_unknown(tmp_path):
         snapshot(m, m.dates[15], np.array(["XX", m.assets[0]]))
     with pytest.raises(DataError, match="no forecast on 2020-01-05"):
         snapshot(m, m.dates[4])
-    with pytest.raises(DataError, match="no meta.json"):
+    with pytest.raises(DataError, match=r"no meta\.json"):
         read_snapshot(tmp_path, m.dates[15])

@@ -92,16 +92,16 @@ def exposure_path(
         ri = rr[ok]
         st_m = np.asarray(styles[ri], np.float64)[:, cm]  # [b, n_in, S]
         st[np.ix_(np.nonzero(ok)[0], np.nonzero(inm)[0])] = np.nan_to_num(st_m, nan=0.0)
-        ind[np.ix_(np.nonzero(ok)[0], np.nonzero(inm)[0])] = np.asarray(
-            industry_ids[ri], np.int64
-        )[:, cm]
+        ind[np.ix_(np.nonzero(ok)[0], np.nonzero(inm)[0])] = np.asarray(industry_ids[ri], np.int64)[
+            :, cm
+        ]
         x = np.zeros((B, K))
         x[:, 0] = wc.sum(axis=1)
         has = ind >= 0
         flat = (np.arange(B)[:, None] * n_ind + np.where(has, ind, 0))[has]
-        x[:, 1 : 1 + n_ind] = np.bincount(
-            flat, weights=wc[has], minlength=B * n_ind
-        ).reshape(B, n_ind)
+        x[:, 1 : 1 + n_ind] = np.bincount(flat, weights=wc[has], minlength=B * n_ind).reshape(
+            B, n_ind
+        )
         x[:, 1 + n_ind :] = np.einsum("bn,bns->bs", wc, st)
         x[~ok] = np.nan
         out[lo:hi] = x

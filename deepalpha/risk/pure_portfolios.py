@@ -32,6 +32,7 @@ exposure ``sum_i |h|`` that sets its scale.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,9 +54,7 @@ __all__ = [
 ]
 
 
-def pure_factor_holdings(
-    X: np.ndarray, v: np.ndarray, n_ind: int
-) -> tuple[np.ndarray, np.ndarray]:
+def pure_factor_holdings(X: np.ndarray, v: np.ndarray, n_ind: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the constrained ``Omega`` for one date.
 
     Parameters
@@ -181,20 +180,20 @@ def pure_factor_turnover(
     ``sum |h_t - h_prev| / 2`` against the previous date in ``dates`` (null on the first) and the
     gross exposure ``sum |h_t|``; a degenerate factor has gross 0."""
     rows = [_row(model, d) for d in np.atleast_1d(np.asarray(dates, "datetime64[D]"))]
-    if any(b <= a for a, b in zip(rows[:-1], rows[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(rows)):
         raise DataError("dates must be increasing")
     names = list(model.factor_names)
-    ks = np.arange(len(names)) if factors is None else np.array(
-        [_factor_index(names, f) for f in factors], np.int64
+    ks = (
+        np.arange(len(names))
+        if factors is None
+        else np.array([_factor_index(names, f) for f in factors], np.int64)
     )
     out: dict[str, list[Any]] = {"date": [], "factor": [], "turnover": [], "gross": []}
     prev: np.ndarray | None = None
     for r in rows:
         H, _, _ = _holdings_at(model, r)
         H = H[ks]
-        tv = (
-            np.full(ks.size, np.nan) if prev is None else 0.5 * np.abs(H - prev).sum(axis=1)
-        )
+        tv = np.full(ks.size, np.nan) if prev is None else 0.5 * np.abs(H - prev).sum(axis=1)
         out["date"] += [model.dates[r]] * ks.size
         out["factor"] += [names[k] for k in ks]
         out["turnover"] += tv.tolist()
