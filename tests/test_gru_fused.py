@@ -63,9 +63,9 @@ def reset(rnn: nn.GRU, x: torch.Tensor) -> None:
 
 
 # (stocks, steps, features, hidden, layers): odd stocks, T = 1, one stock, hidden not a
-# multiple of the SIMD width, partial tiles
+# multiple of the SIMD width, partial tiles, more features than hidden units
 SHAPES = [(7, 5, 6, 64, 2), (33, 1, 6, 64, 1), (50, 13, 3, 20, 2), (1, 4, 6, 64, 2),
-          (101, 9, 5, 17, 1), (61, 3, 2, 64, 3)]  # fmt: skip
+          (101, 9, 5, 17, 1), (61, 3, 2, 64, 3), (26, 4, 70, 40, 2)]  # fmt: skip
 
 
 @pytest.mark.parametrize("last_only", [False, True])
@@ -147,8 +147,30 @@ def test_other_inputs_fall_back(lib):
         assert not model.uses_fused(x)
     big = GRUModel(6, hidden=lib.gru_max_h() + 1)
     assert not big.uses_fused(x)
+    wide = GRUModel(lib.gru_max_h() + 1, hidden=8)
+    assert not wide.uses_fused(torch.randn(5, 4, lib.gru_max_h() + 1))
     with pytest.raises(ValueError, match="backend"):
         GRUModel(6, backend="cuda")
+
+
+class _Narrow:
+    """The loaded kernels, reporting 128-bit vectors (a build without AVX)."""
+
+    def __init__(self, lib) -> None:
+        self._lib = lib
+
+    def __getattr__(self, name: str):
+        return getattr(self._lib, name)
+
+    def gru_simd_width(self) -> int:
+        return 4
+
+
+def test_narrow_simd_builds_keep_nn_gru(lib, monkeypatch):
+    model = build_model("gru", 6, seed=0)
+    x = torch.randn(5, 4, 6)
+    monkeypatch.setattr(gru_fused, "library", lambda: _Narrow(lib))
+    assert gru_fused.MIN_SIMD_WIDTH == 8 and not model.uses_fused(x)
 
 
 def test_dropout_between_layers(lib):

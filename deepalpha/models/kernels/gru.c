@@ -2,7 +2,8 @@
  *
  * Legend of dimension letters:
  *     t  time steps (oldest first)    n  rows (stocks)    f  input features    h  hidden units
- *     hp, fp  h and f rounded up to a multiple of VW (the SIMD width): padded widths
+ *     hp, fp  h and f rounded up to a multiple of VW (the SIMD width, gru_simd_width(): 16 floats
+ *             with AVX-512, 8 with AVX, else 4): padded widths
  *
  * One layer, float32, C-contiguous, h_0 = 0, gate order r, z, n as in nn.GRU:
  *
@@ -46,9 +47,17 @@
 #include <stdint.h>
 #include <string.h>
 
-#define VW 16 /* floats per SIMD vector (the vector type below; 512 bits) */
+#if defined(__AVX512F__) /* 32 vector registers of 16 floats: a 6 x 64 block in 24 of them */
+#define VW 16 /* floats per SIMD vector (the vector type below) */
+#define NV 4 /* vectors (columns / VW) of the micro-kernel's register block (at most 4) */
+#elif defined(__AVX__) /* 16 registers of 8 floats: a 6 x 16 block in 12 of them */
+#define VW 8
+#define NV 2
+#else /* 128-bit vectors (SSE, NEON): a 6 x 8 block */
+#define VW 4
+#define NV 2
+#endif
 #define MR 6 /* rows of the micro-kernel's register block */
-#define NV 4 /* vectors (columns / VW) of the micro-kernel's register block */
 #define TR 24 /* rows per tile: a multiple of MR */
 #define MAX_H 256 /* largest padded hidden size and input width (tile buffers are on the stack) */
 #define MIN_PARALLEL_ROWS 48
@@ -113,12 +122,12 @@ INLINE void micro(const float *restrict a, int64_t ars, int64_t aks, const float
                   int64_t ldb, float *restrict c, int64_t ldc, int64_t k_len, int mr, int nv,
                   int accumulate)
 {
-    vf acc[MR][NV];
+    vf acc[MR][4]; /* nv <= NV <= 4 of them used */
     for (int i = 0; i < mr; ++i)
         for (int v = 0; v < nv; ++v)
             acc[i][v] = accumulate ? *(const vf *)(c + i * ldc + v * VW) : (vf){0};
     for (int64_t k = 0; k < k_len; ++k) {
-        vf bv[NV];
+        vf bv[4];
         const float *restrict ak = a + k * aks;
         for (int v = 0; v < nv; ++v)
             bv[v] = *(const vf *)(b + k * ldb + v * VW);
