@@ -215,7 +215,8 @@ def _yearly(
     out = []
     groups = [(str(y), years == y) for y in np.unique(years)] + [("all", np.ones(e.size, bool))]
     for label, sel in groups:
-        ok = sel & np.isfinite(var_f) & np.isfinite(var_s)
+        ok = sel & np.isfinite(var_f) & np.isfinite(var_s) & np.isfinite(e)
+        zz = z[ok & np.isfinite(z)]
         if ok.sum() < 2:
             continue
         real = float(np.std(e[ok], ddof=1) * np.sqrt(ppy))
@@ -233,7 +234,7 @@ def _yearly(
             "ex_ante_te_held": held,
             "te_ratio": real / opt if opt > 0 else float("nan"),
             "te_ratio_held": real / held if held > 0 else float("nan"),
-            "bias_stat": float(np.std(z[ok], ddof=1)),
+            "bias_stat": float(np.std(zz, ddof=1)) if zz.size > 1 else float("nan"),
             "ex_ante_factor_te": float(np.sqrt(np.mean(var_f[ok]) * ppy)),
             "ex_ante_specific_te": float(np.sqrt(np.mean(var_s[ok]) * ppy)),
         }
