@@ -231,6 +231,8 @@ def main() -> None:
         help="leave glibc malloc as it is (training keeps freed memory, see train/allocator.py)",
     )
     args = ap.parse_args()
+    global clock
+    clock = CLOCK[args.clock]  # race() reads it (--clock was parsed but never applied before)
     kept = False if args.release_memory else retain_freed_memory()
     device = torch.device(args.device)
     if device.type == "cpu":
@@ -238,6 +240,7 @@ def main() -> None:
     rounds = 3 if args.quick else args.rounds
     print(
         f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, "
+        f"clock {args.clock}, "
         f"freed memory kept: {kept}; {load()}"
     )
     if device.type == "cuda":
