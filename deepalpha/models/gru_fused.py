@@ -16,7 +16,7 @@ register-blocked micro-kernel and the gates while the tile is hot; no ``[t, n, 3
 pre-activation is stored, only ``hs`` and the gates ``[t, n, 4h] = [r | z | n | hn]`` for the
 backward. Backward: the BPTT per tile and step, with ``dL/dh_{t-1}``, ``dx_t = d gi_t W_ih`` and
 the sums ``dW_hh += d gh_t^T h_{t-1}``, ``dW_ih += d gi_t^T x_t``, ``db`` on the same
-micro-kernel; each tile's weight-gradient sums are added up here in tile order, so results are
+micro-kernel; each tile's weight-gradient sums are added up here over tiles, so results are
 bitwise the same for any thread count. On this project's box (AMD EPYC, AVX-512) the products
 ran at about 170-190 GFLOP/s on one core, where MKL's sgemm gave about 90 on the same shapes,
 which is why no GEMM is left to torch. Weights are read from an ``nn.GRU`` and padded per call
@@ -182,7 +182,7 @@ class _GRULayer(torch.autograd.Function):
             torch.get_num_threads(),
         )
         _check(rc, "gru_bwd", tuple(x.shape))
-        sums = partial.sum(0)  # over tiles, in tile order
+        sums = partial.sum(0)  # over tiles: an order fixed by the shape, not by the threads
         dw_hh = sums[: 3 * hp * hp].view(3, hp, hp)[:, :hd, :hd].reshape(3 * hd, hd)
         dw_ih = sums[3 * hp * hp : slot - 4 * hp].view(3, hp, fp)[:, :hd, :f].reshape(3 * hd, f)
         db = sums[slot - 4 * hp :].view(4, hp)[:, :hd]  # [da_r, da_z, da_n, da_n r] summed
