@@ -29,7 +29,7 @@
  *
  * all five products on the same micro-kernel while the tile's gate gradients are hot. Each
  * tile sums its weight and bias gradients into its own slot of `partial`, which the caller
- * adds up in tile order: the result does not depend on the number of threads (every row and
+ * adds up (in an order fixed by the shape): the result does not depend on the number of threads (every row and
  * every tile is computed by the same instructions whatever the OpenMP team size), and nothing
  * of size [t, n, h] is written besides dx.
  *
