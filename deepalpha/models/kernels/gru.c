@@ -28,10 +28,10 @@
  *     dW_hh += d gh^T h_{t-1},  dW_ih += d gi^T x_t,  db_ih += sum d gi,  db_hh += sum d gh
  *
  * all five products on the same micro-kernel while the tile's gate gradients are hot. Each
- * tile sums its weight and bias gradients into its own slot of `partial`, which the caller
- * adds up (in an order fixed by the shape): the result does not depend on the number of threads (every row and
- * every tile is computed by the same instructions whatever the OpenMP team size), and nothing
- * of size [t, n, h] is written besides dx.
+ * tile sums its weight and bias gradients into its own slot of `partial`, which the caller adds
+ * up in an order fixed by the shape: the result does not depend on the number of threads (every
+ * row and every tile is computed by the same instructions whatever the OpenMP team size), and
+ * nothing of size [t, n, h] is written besides dx.
  *
  * Weights come padded by the caller (zeros in the padding), gate g at offset g hp:
  *     wit [f, 3hp] = W_ih^T,  wht [h, 3hp] = W_hh^T             (forward)
