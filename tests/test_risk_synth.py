@@ -169,3 +169,16 @@ def test_cli_build_and_info(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert RiskModel.load(tmp_path / "m").freq == "monthly"
+    # --horizon: Newey-West lags horizon - 1, bias statistics stored at 1 day and the horizon
+    h5 = tmp_path / "h5"
+    res = runner.invoke(
+        app, ["risk", "build", str(mkt), "--out", str(h5), "--horizon", "5", "--no-cache"]
+    )
+    assert res.exit_code == 0, res.output
+    m5 = RiskModel.load(h5)
+    assert m5.meta["horizon"] == 5 and m5.meta["nw_lags"] == 4
+    assert set(m5.meta["bias_by_horizon"]) == {"1", "5"} and m5.meta["bias"]["horizon"] == 5
+    res = runner.invoke(app, ["risk", "info", str(h5)])
+    assert res.exit_code == 0 and "bias statistics at horizon 5" in res.output, res.output
+    res = runner.invoke(app, ["risk", "info", str(h5), "--horizon", "1"])
+    assert res.exit_code == 0 and "bias statistics at horizon 1" in res.output, res.output

@@ -70,7 +70,9 @@ def horizon_blocks(model: RiskModel, horizon: int = 1) -> tuple[np.ndarray, np.n
     of each block and the covariance date in force there (see the module docstring)."""
     h = int(horizon)
     if h < 1:
-        raise ValueError(f"horizon must be >= 1 period, got {horizon}")
+        from deepalpha.errors import ConfigError
+
+        raise ConfigError(f"bias horizon must be >= 1 period, got {horizon}")
     T = len(model.dates)
     ci = model.cov_index()
     starts: list[np.ndarray] = []
