@@ -330,3 +330,25 @@ def test_newey_west_does_not_count_a_drift_as_risk():
     assert 1.5e-4 < v < 3.0e-4  # sigma^2 + mu^2 = 2e-4 (lag 0 about zero, by convention)
     s = ts_specific_var(f, 500, 10)[-1, 0]
     assert 1.5e-4 < s < 3.0e-4
+
+
+def test_earnings_variability_over_five_fiscal_years():
+    """Item 5 (obtainable, not forced): VERN from 5 annual reports (the fundamentals start in
+    2005), mapped from the annual report's deadline."""
+    from deepalpha.data.fundamentals import to_daily
+    from deepalpha.risk.descriptors import annual_variability
+
+    periods = np.array(
+        [f"{y}-{md}" for y in range(2005, 2012) for md in ("06-30", "12-31")], dtype="datetime64[D]"
+    )
+    annual = np.array([100.0, 120.0, 80.0, 110.0, 90.0, 130.0, 70.0])
+    vals = np.repeat(annual, 2)[:, None] * np.tile([0.5, 1.0], 7)[:, None]  # H1 = half the year
+    ap, v = annual_variability(periods, vals)
+    assert len(ap) == 7 and np.isnan(v[:2, 0]).all()  # < 3 years
+    w = annual[:5]
+    assert v[4, 0] == pytest.approx(np.std(w, ddof=1) / np.mean(np.abs(w)))
+    w = annual[2:7]
+    assert v[6, 0] == pytest.approx(np.std(w, ddof=1) / np.mean(np.abs(w)))
+    dates = np.array(["2010-04-30", "2010-05-04"], dtype="datetime64[D]")
+    d = to_daily(ap, np.array(["SH600000"]), v, dates, np.array(["SH600000"]), lagged=True)
+    assert d[0, 0] == pytest.approx(v[3, 0]) and d[1, 0] == pytest.approx(v[4, 0])  # 2009 from 05-01

@@ -31,7 +31,8 @@ EGRO          YoY EBIT change / mean(|EBIT now|, |EBIT a year ago|), same     re
               report period a year earlier (`period_yoy`), mapped to days
 DTOA          debt to assets                                                  -
 ROE, ROA      return on equity / assets                                       -
-VERN          std of the YoY EBIT change / mean |EBIT|                        W 756
+VERN          std of annual EBIT over 5 fiscal years / mean |EBIT|            5 years (>= 3)
+              (`annual_variability`; fallback: std of the YoY change over 756 days)
 ============  ==============================================================  =================
 """
 
@@ -367,3 +368,33 @@ def ttm_from_ytd(periods: np.ndarray, values: np.ndarray) -> np.ndarray:
     ok = ~annual_now & (prev_same >= 0) & (prev_annual >= 0)
     out[ok] = v[ok] + v[prev_annual[ok]] - v[prev_same[ok]]
     return out
+
+
+def annual_variability(
+    periods: np.ndarray, values: np.ndarray, years: int = 5, min_years: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """CNE6-style VERN on annual reports -> (``annual periods datetime64[D][A]``, ``float64[A, M]``).
+
+    For each fiscal year y (the 12-31 rows of year-to-date `values`): the standard deviation of
+    the annual values of years ``y - years + 1 .. y`` divided by the mean of their absolute
+    values; NaN with fewer than `min_years` values or a zero mean. Map to days with the annual
+    report's publication lag (`to_daily(lagged=True)` on the annual rows only).
+    """
+    p = np.asarray(periods, dtype="datetime64[D]")
+    annual = np.array([x[5:] == "12-31" for x in p.astype(str).tolist()], dtype=bool)
+    ap = p[annual]
+    v = np.asarray(values, dtype=np.float64)[annual]
+    yr = ap.astype("datetime64[Y]").astype(np.int64)
+    out = np.full_like(v, np.nan)
+    for i in range(len(ap)):
+        rows = np.nonzero((yr > yr[i] - years) & (yr <= yr[i]))[0]
+        w = v[rows]
+        ok = np.isfinite(w)
+        n = ok.sum(axis=0)
+        w0 = np.where(ok, w, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = w0.sum(axis=0) / n
+            sd = np.sqrt((np.where(ok, w - mean, 0.0) ** 2).sum(axis=0) / np.maximum(n - 1, 1))
+            mabs = np.abs(w0).sum(axis=0) / n
+            out[i] = np.where((n >= min_years) & (mabs > 0), sd / mabs, np.nan)
+    return ap, out

@@ -643,12 +643,14 @@ def report_fields(path: str | Path, dates: np.ndarray, assets: np.ndarray) -> di
 
     ``ebit_yoy``: year-over-year change of year-to-date EBIT against the same report period a
     year earlier (`descriptors.period_yoy`); ``ebit_ttm``: trailing-twelve-month EBIT
-    (`descriptors.ttm_from_ytd`). Both are mapped to trading days from the day after the
+    (`descriptors.ttm_from_ytd`); ``ebit_vern``: std / mean |.| of annual EBIT over the last 5
+    fiscal years (`descriptors.annual_variability`, from the annual report's deadline). All are
+    mapped to trading days from the day after the
     publication deadline of the period (as the report fields themselves), so no value is used
     before the reports it needs are out. float32[T, N] each; {} when the file is absent.
     """
     from deepalpha.data.fundamentals import is_quarter_end, read_wide_csv, to_daily
-    from deepalpha.risk.descriptors import period_yoy, ttm_from_ytd
+    from deepalpha.risk.descriptors import annual_variability, period_yoy, ttm_from_ytd
 
     f = Path(path) / "fundamentals" / "ebit.csv"
     if not f.is_file():
@@ -656,7 +658,9 @@ def report_fields(path: str | Path, dates: np.ndarray, assets: np.ndarray) -> di
     periods, codes, vals = read_wide_csv(f)
     q = is_quarter_end(periods)
     periods, vals = periods[q], vals[q]
+    ap, vern = annual_variability(periods, vals)
     return {
         "ebit_yoy": to_daily(periods, codes, period_yoy(periods, vals), dates, assets, lagged=True),
         "ebit_ttm": to_daily(periods, codes, ttm_from_ytd(periods, vals), dates, assets, lagged=True),
+        "ebit_vern": to_daily(ap, codes, vern, dates, assets, lagged=True),
     }

@@ -30,7 +30,9 @@ Leverage               DTOA = debt / assets
 Profitability          ROE (0.5), ROA (0.5)
 LongTermReversal       LTRSTR = -(sum of log returns, 504 days HL 260, lagged 273, 11-day mean),
                        orthogonalised to Momentum
-EarningsVariability    VERN = std of the YoY EBIT change over 756 days / mean |EBIT|
+EarningsVariability    VERN = std of annual EBIT over the last 5 fiscal years / mean |EBIT|
+                       (field ``ebit_vern``, >= 3 years; without it the std of the YoY EBIT
+                       change over 756 days / mean |EBIT|)
 =====================  ===============================================================
 
 Deviations from CNE6 forced by the data (no analyst forecasts, no cash flows, no enterprise
@@ -49,8 +51,8 @@ value, no risk-free rate, no float cap, quarterly fundamentals):
 - Profitability uses ROE and ROA only (no asset turnover, gross margin, accruals);
 - DividendYield uses the trailing dv_ratio (no forecast dividends);
 - LongTermReversal uses a 504-day window (CNE6: 1040) so it exists after three years of data;
-- EarningsVariability uses the std of YoY EBIT changes over 3 years (CNE6: 5 fiscal years of
-  annual earnings, plus cash-flow and forecast variability);
+- EarningsVariability uses annual EBIT only (CNE6 adds sales, cash-flow and forecast
+  variability);
 - industries are a static 2026 snapshot (see `industries`).
 """
 
@@ -230,6 +232,8 @@ class DescriptorSource:
         if name == "ROA":
             return np.asarray(self.field("roa"), dtype=np.float64)
         if name == "VERN":
+            if "ebit_vern" in self.fields:  # 5 fiscal years of annual reports
+                return np.asarray(self.fields["ebit_vern"], dtype=np.float64)
             return d.earnings_variability(self.field("ebit"))
         raise ConfigError(f"unknown descriptor {name!r}")
 
