@@ -17,6 +17,7 @@ FMT_PCT = (
     "excess_return",
     "tracking_error",
     "ex_ante_te",
+    "proxy_realised_te",
     "excess_max_drawdown",
     "monthly_win_rate",
     "turnover_per_rebalance",
@@ -188,6 +189,8 @@ def register(app: typer.Typer) -> None:
             "excess_max_drawdown",
             "monthly_win_rate",
             "ex_ante_te",
+            "proxy_realised_te",
+            "te_ratio",
             "turnover_per_rebalance",
             "turnover_annual",
             "cost_annual",
@@ -212,6 +215,7 @@ def register(app: typer.Typer) -> None:
             "turnover_annual": "turn/yr",
             "cost_annual": "costs",
             "ex_ante_te": "ex-ante TE",
+            "te_ratio": "TE ratio",
         }
         cols = {k: v for k, v in cols.items() if k in res.yearly.columns}
         for v in cols.values():
