@@ -35,22 +35,25 @@ EarningsVariability    VERN = std of annual EBIT over the last 5 fiscal years / 
                        change over 756 days / mean |EBIT|)
 =====================  ===============================================================
 
-Deviations from CNE6 forced by the data (no analyst forecasts, no cash flows, no enterprise
-value, no risk-free rate, no float cap, quarterly fundamentals):
+Deviations from CNE6 (deepalpha/risk/README.md says which are forced by the data and which are
+chosen, with the reasons):
 
-- no analyst-forecast descriptors (ETOPF, EGRLF, EGIBS, ...) anywhere;
-- Size uses total cap carried daily from quarter ends by the raw-price ratio (no float cap);
-- Beta and HSIGMA use raw (not excess) returns: no risk-free series;
-- Momentum has no HALPHA (relative-strength alpha) descriptor;
+- no analyst-forecast descriptors (ETOPF, EGRLF, EGIBS, ...) anywhere (forced);
+- Size uses total cap carried daily from quarter ends by the back-adjusted close (no float cap:
+  forced);
+- Beta and HSIGMA use raw (not excess) returns (a risk-free rate is immaterial at daily
+  frequency: chosen);
+- Momentum has no HALPHA (relative-strength alpha) descriptor (chosen);
 - Liquidity turnover = volume / shares with shares implied by the quarter-end cap, so a share
-  issue shows up only at the next quarter end;
-- EarningsYield has no cash-earnings (CETOP) and uses EBIT / total cap for EBIT / EV;
+  issue shows up only at the next quarter end (forced);
+- EarningsYield has no cash-earnings (CETOP) and uses EBIT / total cap for EBIT / EV (forced);
 - Growth is the YoY change of (year-to-date) EBIT in report-period space, not the 5-year
-  slope of EPS and sales;
+  slope of EPS and sales (no sales: forced; the EBIT slope is a choice);
 - Leverage has only DTOA (no market / book leverage: no long-term debt or preferred equity);
 - Profitability uses ROE and ROA only (no asset turnover, gross margin, accruals);
 - DividendYield uses the trailing dv_ratio (no forecast dividends);
-- LongTermReversal uses a 504-day window (CNE6: 1040) so it exists after three years of data;
+- LongTermReversal uses a 504-day window (CNE6: 1040) so it exists after three years of data
+  (chosen);
 - EarningsVariability uses annual EBIT only (CNE6 adds sales, cash-flow and forecast
   variability);
 - industries are a static 2026 snapshot (see `industries`).
