@@ -33,7 +33,7 @@ def test_estu_ignores_a_market_wide_limit_day():
     up[t, : int(0.96 * N)] = True
     p = _panel(T, N, limit_up=up, limit_down=np.zeros_like(up), tradable=~up)
     ind = np.arange(N) % 4
-    estu, target = estimation_universe(p, ind, min_days=20, list_dates=None)
+    estu, _ = estimation_universe(p, ind, min_days=20, list_dates=None)
     assert estu[t].sum() == N  # the membership does not move with day-t tradability
     assert (estu[t] == estu[t - 1]).all()
 
@@ -46,13 +46,15 @@ def test_estu_is_monthly_and_needs_age():
     p = p.with_masks(listed=lst)
     ind = np.zeros(N, dtype=int)
     estu, _ = estimation_universe(p, ind, min_days=10, list_dates=None)
-    ends = np.nonzero(np.r_[p.dates.astype("datetime64[M]")[1:] != p.dates.astype("datetime64[M]")[:-1], True])[0]
+    ends = np.nonzero(
+        np.r_[p.dates.astype("datetime64[M]")[1:] != p.dates.astype("datetime64[M]")[:-1], True]
+    )[0]
     first_in = int(np.argmax(estu[:, 0]))
     assert first_in in set(ends.tolist() + [0])  # joins only on a month end
     assert first_in >= 30 + 9
     # membership constant between month ends
-    for a, b in zip(ends[:-1], ends[1:]):
-        assert (estu[a : b] == estu[a][None]).all()
+    for a, b in zip(ends[:-1], ends[1:], strict=True):  # noqa: RUF007
+        assert (estu[a:b] == estu[a][None]).all()
 
 
 def test_regression_filters_on_the_return_day():
@@ -147,7 +149,9 @@ def test_growth_compares_the_same_report_period():
     first = dates[np.isfinite(daily[:, 0])][0]
     assert first > np.datetime64("2019-04-30")
     # the old way on the daily YTD field: 252 days back often lands on another report period
-    ebit_d = to_daily(periods, np.array(["SH600000"]), ytd, dates, np.array(["SH600000"]), lagged=True)
+    ebit_d = to_daily(
+        periods, np.array(["SH600000"]), ytd, dates, np.array(["SH600000"]), lagged=True
+    )
     old = yoy_growth(ebit_d, 252)[:, 0]
     new = daily[:, 0]
     both = np.isfinite(old) & np.isfinite(new)
@@ -232,7 +236,7 @@ def test_residual_volatility_orthogonal_after_filling():
     from deepalpha.risk.styles import compute_styles
 
     src, rng = _styles_panel(T=320, N=80)
-    T, N = src.cap.shape
+    _, N = src.cap.shape
     # a quarter of the stocks start trading late: ESTU members with too short a history
     late = rng.random(N) < 0.25
     c = np.array(src.fields["close"])
@@ -351,4 +355,6 @@ def test_earnings_variability_over_five_fiscal_years():
     assert v[6, 0] == pytest.approx(np.std(w, ddof=1) / np.mean(np.abs(w)))
     dates = np.array(["2010-04-30", "2010-05-04"], dtype="datetime64[D]")
     d = to_daily(ap, np.array(["SH600000"]), v, dates, np.array(["SH600000"]), lagged=True)
-    assert d[0, 0] == pytest.approx(v[3, 0]) and d[1, 0] == pytest.approx(v[4, 0])  # 2009 from 05-01
+    assert d[0, 0] == pytest.approx(v[3, 0]) and d[1, 0] == pytest.approx(
+        v[4, 0]
+    )  # 2009 from 05-01

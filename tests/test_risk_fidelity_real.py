@@ -55,8 +55,12 @@ def test_report_fields_align_report_periods(cn_path):
     # 2019-04-30: Q3 2018 in force (Q1 2019 / annual 2018 due that day, usable the day after)
     exp = g[row["2018-09-30"], :200]
     np.testing.assert_allclose(f["ebit_yoy"][0], exp.astype(np.float32), equal_nan=True)
-    np.testing.assert_allclose(f["ebit_yoy"][1], g[row["2019-03-31"], :200].astype(np.float32), equal_nan=True)
-    np.testing.assert_allclose(f["ebit_yoy"][2], g[row["2019-06-30"], :200].astype(np.float32), equal_nan=True)
+    np.testing.assert_allclose(
+        f["ebit_yoy"][1], g[row["2019-03-31"], :200].astype(np.float32), equal_nan=True
+    )
+    np.testing.assert_allclose(
+        f["ebit_yoy"][2], g[row["2019-06-30"], :200].astype(np.float32), equal_nan=True
+    )
     assert np.isfinite(f["ebit_ttm"][2]).mean() > 0.3
     d = to_daily(per, codes, ebit, dates, assets, lagged=True)
     assert np.isfinite(d).any()

@@ -30,7 +30,8 @@ def build(
     cache: bool = typer.Option(True, help="Use / fill the panel cache."),
     bias: bool = typer.Option(True, help="Compute bias statistics and store them in meta.json."),
     horizon: int = typer.Option(
-        1, help="Forecast horizon in trading days (1, 21, ...): Newey-West lags and bias statistics."
+        1,
+        help="Forecast horizon in trading days (1, 21, ...): Newey-West lags and bias statistics.",
     ),
 ) -> None:
     """Fit exposures, factor and specific returns, covariance and specific risk; save them."""
@@ -72,9 +73,13 @@ def build(
             )
             if bias:
                 bar.update(task, description="bias statistics")
-                members = {k: panel.masks[k] for k in ("csi300", "csi500", "csi1000") if k in panel.masks}
+                members = {
+                    k: panel.masks[k] for k in ("csi300", "csi500", "csi1000") if k in panel.masks
+                }
                 if freq != "daily":
-                    members = {k: m[model_rows(panel.dates, model.dates)] for k, m in members.items()}
+                    members = {
+                        k: m[model_rows(panel.dates, model.dates)] for k, m in members.items()
+                    }
                 by_h = {
                     h: bias_report(model, horizon=h, members=members)
                     for h in sorted({1, int(model.meta["horizon"])})
@@ -143,7 +148,9 @@ def info(
     if stored is None and int(m.meta.get("horizon", 1)) == h and m.meta.get("bias"):
         stored = m.meta["bias"]
     bias = stored or bias_report(m, horizon=h)  # no index proxies without the panel
-    head.add_row("forecast horizon", f"{m.meta.get('horizon', 1)} (NW lags {m.meta.get('nw_lags', 2)})")
+    head.add_row(
+        "forecast horizon", f"{m.meta.get('horizon', 1)} (NW lags {m.meta.get('nw_lags', 2)})"
+    )
     out.print(head)
     mean = np.nanmean(f, axis=0) * ppy
     vol = np.nanstd(f, axis=0) * np.sqrt(ppy)

@@ -299,11 +299,15 @@ def bias_report(
         "eigen": summarize(eigen_z(model, h), window),
         "random": summarize(
             random_portfolio_z(
-                model, n_portfolios=n_portfolios, n_stocks=n_stocks, seed=seed, horizon=h,
+                model,
+                n_portfolios=n_portfolios,
+                n_stocks=n_stocks,
+                seed=seed,
+                horizon=h,
                 returns=r,
             ),
             window,
-        ),  # fmt: skip
+        ),
         "per_factor": {n: float(b) for n, b in zip(model.factor_names, per_factor, strict=True)},
         "window": window,
     }

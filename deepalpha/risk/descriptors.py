@@ -257,7 +257,9 @@ def period_end_ref_rows(dates: np.ndarray) -> np.ndarray:
     # unless t is itself the last calendar day of its quarter
     q_start = qmonth.astype("datetime64[M]").astype("datetime64[D]")
     q_end_prev = q_start - np.timedelta64(1, "D")
-    q_end_this = (qmonth + 3).astype("datetime64[M]").astype("datetime64[D]") - np.timedelta64(1, "D")
+    q_end_this = (qmonth + 3).astype("datetime64[M]").astype("datetime64[D]") - np.timedelta64(
+        1, "D"
+    )
     qe = np.where(d >= q_end_this, q_end_this, q_end_prev)
     return np.searchsorted(d, qe, side="right").astype(np.int64) - 1
 

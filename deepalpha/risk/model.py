@@ -544,7 +544,14 @@ def build_risk_model(
         report("specific risk", 0.9 + 0.1 * ns[0] / len(cov_idx))
 
     svar = specific_variance(
-        res.specific_returns, styles, ind_tn, P, weights, cov_idx, sc, progress=spec_step,
+        res.specific_returns,
+        styles,
+        ind_tn,
+        P,
+        weights,
+        cov_idx,
+        sc,
+        progress=spec_step,
         cap_all=cap if freq == "daily" else cap[rows],
     )
     report("done", 1.0)
@@ -661,6 +668,8 @@ def report_fields(path: str | Path, dates: np.ndarray, assets: np.ndarray) -> di
     ap, vern = annual_variability(periods, vals)
     return {
         "ebit_yoy": to_daily(periods, codes, period_yoy(periods, vals), dates, assets, lagged=True),
-        "ebit_ttm": to_daily(periods, codes, ttm_from_ytd(periods, vals), dates, assets, lagged=True),
+        "ebit_ttm": to_daily(
+            periods, codes, ttm_from_ytd(periods, vals), dates, assets, lagged=True
+        ),
         "ebit_vern": to_daily(ap, codes, vern, dates, assets, lagged=True),
     }
