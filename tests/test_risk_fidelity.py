@@ -358,3 +358,18 @@ def test_earnings_variability_over_five_fiscal_years():
     assert d[0, 0] == pytest.approx(v[3, 0]) and d[1, 0] == pytest.approx(
         v[4, 0]
     )  # 2009 from 05-01
+
+
+def test_short_term_reversal_sign_and_lag():
+    """Item 5: STREV is a reversal exposure (recent losers positive, as LongTermReversal) on a
+    3-day mean lagged one day (today's return does not enter)."""
+    from deepalpha.risk.descriptors import short_term_reversal
+
+    T = 40
+    lr = np.zeros((T, 2))
+    lr[20, 0] = 0.1  # a winner on day 20
+    lr[T - 1, 1] = -0.1  # a loser today
+    s = short_term_reversal(lr)
+    assert s[25, 0] < 0  # recent winner: negative reversal exposure
+    assert s[T - 1, 1] == 0.0  # today's return is not in today's exposure
+    assert s[T - 1, 0] < 0

@@ -19,7 +19,7 @@ HSIGMA        residual std of that regression (shorter window)                W 
 DASTD         exponentially weighted std of daily returns                     W 252, HL 42
 CMRA          max - min of cumulative log returns over the last 1..12 months  12 x 21 days
 RSTR          sum of log returns, then 11-day mean lagged 11 days             W 252, HL 126
-STREV         sum of log returns, averaged over the last 3 days               W 21, HL 5
+STREV         -(sum of log returns), 3-day mean lagged 1 day                  W 21, HL 5
 LTRSTR        minus the sum of log returns lagged 273 days, 11-day mean       W 504, HL 260
 STOM/Q/A      ln of summed turnover per month over 1 / 3 / 12 months          21 / 63 / 252
 ATVR          exponentially weighted sum of turnover                          W 252, HL 63
@@ -184,13 +184,22 @@ def momentum(
 
 
 def short_term_reversal(
-    logret: np.ndarray, window: int = 21, halflife: float = 5, avg: int = 3, min_obs: int = 10
+    logret: np.ndarray,
+    window: int = 21,
+    halflife: float = 5,
+    avg: int = 3,
+    min_obs: int = 10,
+    lag_days: int = 1,
 ) -> np.ndarray:
-    """STREV: exponentially weighted 21-day sum of log returns, averaged over the last 3 days."""
+    """STREV: minus the exponentially weighted 21-day sum of log returns (HL 5), averaged over
+    ``avg`` = 3 consecutive window ends, the most recent ``lag_days`` = 1 before t.
+
+    Sign: a reversal exposure, positive for recent losers (as LongTermReversal); the lag keeps
+    the last day's bid-ask bounce and limit effects out (as RSTR's 11-day lag)."""
     ok = np.isfinite(logret)
     s = ew_sum(np.where(ok, logret, 0.0), window, halflife)
     s[ew_sum(ok.astype(np.float64), window) < min_obs] = np.nan
-    return rolling_mean(s, avg)
+    return -rolling_mean(lag(s, lag_days), avg)
 
 
 def long_term_reversal(

@@ -17,7 +17,7 @@ ResidualVolatility     DASTD (0.74), CMRA (0.16), HSIGMA (0.10; the residual vol
 Liquidity              STOM (0.35), STOQ (0.35), STOA (0.15), ATVR (0.15) on turnover =
                        volume / shares
 Momentum               RSTR (252 days, HL 126, 11-day mean lagged 11 days)
-ShortTermReversal      STREV (21 days, HL 5, 3-day mean)
+ShortTermReversal      STREV = -(21-day HL-5 sum of log returns), 3-day mean lagged 1 day
 BookToPrice            BTOP = book / cap_t, book = total_mv / pb at the period end
 EarningsYield          ETOP = earnings / cap_t (earnings = total_mv / pe) (0.5),
                        EBITTOP = trailing-12-month EBIT / cap (0.5) (field ``ebit_ttm``;
