@@ -183,6 +183,11 @@ def side_qlib(args, work: Path) -> dict:
     from qlib.constant import REG_CN
 
     _set_threads(args.threads)
+    work = work.resolve()
+    # Qlib's experiment manager takes its file lock at the URI's path with the leading "/"
+    # stripped, i.e. relative to the working directory: from "/" that is the URI's own folder
+    # (otherwise it leaves an empty ./tmp/.../mlruns in the caller's folder)
+    os.chdir("/")
     qlib.init(
         provider_uri=str(work / "qlib"),
         region=REG_CN,
@@ -526,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
               f"separate venv: {INSTALL}")  # fmt: skip
         return 0
     if args.child:
-        work = Path(args.work)
+        work = Path(args.work).resolve()
         res = (side_qlib if args.child == "qlib" else side_ours)(args, work)
         (work / f"{args.child}.json").write_text(json.dumps(res))
         return 0
