@@ -46,10 +46,15 @@ def extra(sm: dict) -> str:
     return f"{sm['rank_icir']:.2f} | {sm['top_turnover']:.1%} | {sm['ls_ann_net']:.1%}"
 
 
+def num(x: float) -> str:
+    """``+0.0046``; differences under 0.00005 in scientific notation, not as ``-0.0000``."""
+    return f"{x:+.4f}" if abs(x) >= 5e-5 or x == 0 else f"{x:+.1e}"
+
+
 def cell(r: dict | None, t: bool = True) -> str:
     if r is None:
         return "–"
-    s = f"{r['mean_diff']:+.4f}"
+    s = num(r["mean_diff"])
     if t:
         s += f" (t {r['t_nw']:.2f})"
     return s
@@ -83,7 +88,7 @@ def main(argv: list[str]) -> str:
             label = key if frame.filter(pl.col("key") == key).height else f"{d.name}:{key}"
             r_all, r_1000 = rows("rank_ic", "all", label), rows("rank_ic", "csi1000", label)
             v, s, n = job_stats(d, key)
-            ci = f" [{r_all['ci_low']:+.4f}, {r_all['ci_high']:+.4f}]" if r_all else ""
+            ci = f" [{num(r_all['ci_low'])}, {num(r_all['ci_high'])}]" if r_all else ""
             ic = f"{r_all['mean']:.4f}" if r_all else "–"
             lines.append(
                 f"| {d.name} | {ic} | {cell(r_all)}{ci} | {cell(r_1000)} | "
