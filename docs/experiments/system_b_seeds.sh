@@ -28,3 +28,7 @@ for a in groups1 groups10 groups40 t150 mse turnover; do
 done
 python docs/experiments/ablation_table.py system_b_seeds:decompgrn/s0 "$runs/system_b_seeds" \
   "$runs"/system_b_ablation_{groups1,groups10,groups40,t150,mse,turnover}
+# 5. does turnover lift the GRU as much? (GRU seed 0 with the turnover field vs gru/s0)
+deepalpha run configs/system_b/ablation_gru_turnover.yaml --out "$runs/system_b_ablation_gru_turnover" --quiet
+python docs/experiments/ablation_table.py system_b_seeds:gru/s0 "$runs/system_b_seeds" \
+  "$runs/system_b_ablation_gru_turnover"
