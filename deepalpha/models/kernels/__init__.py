@@ -37,6 +37,8 @@ import warnings
 from pathlib import Path
 
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("mhc.c", "linrnn.c", "gru.c"))
+# included by the sources, so part of the build's cache key
+HEADERS = (Path(__file__).with_name("fastmath.h"),)
 SOURCE = SOURCES[0]
 ABI_VERSION = 1  # mhc_abi_version() of the matching mhc.c
 FLAG_SETS: tuple[tuple[str, ...], ...] = (
@@ -121,7 +123,7 @@ def build(sources: tuple[Path, ...] = SOURCES) -> Path:
     """Compile ``sources`` into one library in the cache unless already there; returns its path.
 
     Raises ``KernelBuildError`` (no compiler, or every flag set fails) or ``OSError``."""
-    code = b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in sources)
+    code = b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in (*sources, *HEADERS))
     target = library_path(code)
     if target.is_file():
         return target

@@ -81,35 +81,13 @@ static int gru_bad_size(int64_t hd, int64_t hp, int64_t f, int64_t fp)
            fp > MAX_H;
 }
 
-INLINE float gru_exp(float x)
-{
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float r = x * 1.44269504088896341f + shifter;
-    union { float f; int32_t i; } bits = {r};
-    int32_t n = bits.i - 0x4B400000; /* the integer round(x / ln 2) */
-    float fn = r - shifter;
-    float y = x - fn * 0.693359375f;
-    y = y - fn * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * y + 1.3981999507e-3f;
-    p = p * y + 8.3334519073e-3f;
-    p = p * y + 4.1665795894e-2f;
-    p = p * y + 1.6666665459e-1f;
-    p = p * y + 5.0000001201e-1f;
-    p = p * y * y + y + 1.0f;
-    union { int32_t i; float f; } scale = {(n + 127) << 23};
-    return p * scale.f;
-}
-
-INLINE float gru_sigmoid(float x) { return 1.0f / (1.0f + gru_exp(-x)); }
+#include "fastmath.h"
 
 /* tanh(x) = sign(x) (1 - e) / (1 + e), e = exp(-2|x|); absolute error about 1e-7. */
 INLINE float gru_tanh(float x)
 {
     float a = x < 0.0f ? -x : x;
-    float e = gru_exp(-2.0f * a);
+    float e = exp_approx(-2.0f * a);
     float t = (1.0f - e) / (1.0f + e);
     return x < 0.0f ? -t : t;
 }
@@ -240,8 +218,8 @@ static void gru_fwd_tile(const float *restrict x, const float *restrict wit,
                 float *restrict sv = gates + row * 4 * hd;
 #pragma omp simd
                 for (int64_t k = 0; k < hd; ++k) {
-                    const float rg = gru_sigmoid(ghr[k] + br[k]);
-                    const float zg = gru_sigmoid(ghr[hp + k] + bz[k]);
+                    const float rg = sigmoid(ghr[k] + br[k]);
+                    const float zg = sigmoid(ghr[hp + k] + bz[k]);
                     const float hn = ghr[2 * hp + k] + bhn[k];
                     const float ng = gru_tanh(gnr[k] + bin[k] + rg * hn);
                     const float h = ng + zg * (st[k] - ng);
@@ -255,8 +233,8 @@ static void gru_fwd_tile(const float *restrict x, const float *restrict wit,
             } else { /* inference: nothing saved */
 #pragma omp simd
                 for (int64_t k = 0; k < hd; ++k) {
-                    const float rg = gru_sigmoid(ghr[k] + br[k]);
-                    const float zg = gru_sigmoid(ghr[hp + k] + bz[k]);
+                    const float rg = sigmoid(ghr[k] + br[k]);
+                    const float zg = sigmoid(ghr[hp + k] + bz[k]);
                     const float hn = ghr[2 * hp + k] + bhn[k];
                     const float ng = gru_tanh(gnr[k] + bin[k] + rg * hn);
                     const float h = ng + zg * (st[k] - ng);
