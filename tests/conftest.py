@@ -1,4 +1,5 @@
-"""Shared fixtures: the real CN data (skipped when absent) and small synthetic markets."""
+"""Shared fixtures: the real CN data (skipped when absent), small synthetic markets and the fused C
+kernels (skipped without a compiler)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,31 @@ def demo_runs(tmp_path_factory) -> dict[str, Path]:
         "demo_barra": out / "demo_barra",
         "demo_decompgrn": out / "demo_decompgrn",
     }
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    """The fused C kernels (``deepalpha.models.kernels``: mhc.c, linrnn.c, gru.c), built once per
+    source version into the usual cache folder, or a fresh one when that is not writable; skips
+    without a C compiler. Module-scoped: the library cache is cleared before and after."""
+    import warnings
+
+    from deepalpha.models import kernels
+
+    try:
+        kernels.compiler()
+    except kernels.KernelBuildError as err:
+        pytest.skip(f"the fused C kernels need a C compiler: {err}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("DEEPALPHA_KERNELS", raising=False)
+        kernels.clear_cache()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            handle = kernels.library()
+        if handle is None:  # e.g. a read-only home: retry in a temporary cache, warnings shown
+            mp.setenv("DEEPALPHA_CACHE", str(tmp_path_factory.mktemp("cache")))
+            kernels.clear_cache()
+            handle = kernels.library()
+        assert handle is not None, "a C compiler is present but the kernels did not build"
+        yield handle
+    kernels.clear_cache()

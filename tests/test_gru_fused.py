@@ -4,38 +4,14 @@ compatibility of GRUModel's backends, determinism."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 from torch import nn
 
-from deepalpha.models import build_model, gru_fused, kernels
+from deepalpha.models import build_model, gru_fused
 from deepalpha.models.rnn import GRUModel, time_major
 
 TOL = 2e-5  # max |fused - nn.GRU| relative to max |nn.GRU|; measured about 5e-7
-
-
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    """The kernels, built once per source version; skips without a C compiler."""
-    try:
-        kernels.compiler()
-    except kernels.KernelBuildError as err:
-        pytest.skip(f"the fused GRU needs a C compiler to build gru.c: {err}")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("DEEPALPHA_KERNELS", raising=False)
-        kernels.clear_cache()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            handle = kernels.library()
-        if handle is None:  # e.g. a read-only home: retry in a temporary cache
-            mp.setenv("DEEPALPHA_CACHE", str(tmp_path_factory.mktemp("cache")))
-            kernels.clear_cache()
-            handle = kernels.library()
-        assert handle is not None, "a C compiler is present but the kernels did not build"
-        yield handle
-    kernels.clear_cache()
 
 
 @pytest.fixture(autouse=True)

@@ -16,29 +16,6 @@ from deepalpha.models.sinkhorn import _prepare, column_error, row_error, sinkhor
 LEADS = [(1,), (7,), (4096,), (3, 5)]
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    """The kernels (built once per source version into the usual cache folder, or a fresh one
-    when that is not writable); skips without a C compiler."""
-    try:
-        kernels.compiler()
-    except kernels.KernelBuildError as err:
-        pytest.skip(f"C-path tests need a C compiler to build mhc.c: {err}")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("DEEPALPHA_KERNELS", raising=False)
-        kernels.clear_cache()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            handle = kernels.library()
-        if handle is None:  # e.g. a read-only home: retry in a temporary cache, warnings shown
-            mp.setenv("DEEPALPHA_CACHE", str(tmp_path_factory.mktemp("cache")))
-            kernels.clear_cache()
-            handle = kernels.library()
-        assert handle is not None, "a C compiler is present but the kernels did not build"
-        yield handle
-    kernels.clear_cache()
-
-
 @pytest.fixture(autouse=True)
 def one_thread():
     """One torch thread: the eager float64 references are hundreds of tiny ops, each a thread
