@@ -48,6 +48,7 @@ from deepalpha.portfolio.metrics import enhancement_metrics, yearly_table
 from deepalpha.portfolio.optimizer import OptimizerConfig, optimize
 from deepalpha.portfolio.risk_tracking import RiskTracking, track_risk, write_tracking
 from deepalpha.portfolio.sensitivity import cost_sensitivity
+from deepalpha.risk.decompose import design_row as design  # [country, industries, styles] exposures
 
 __all__ = [
     "INDEX_CODES",
@@ -120,19 +121,6 @@ def _fill(X: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         med = np.median(delta[~bad]) if (~bad).any() else 0.02**2
         delta = np.where(bad, med, delta)
     return X, delta
-
-
-def design(styles: np.ndarray, ind: np.ndarray, n_industries: int) -> np.ndarray:
-    """Exposures ``float64[n, 1 + P + S]`` = [country, industry one-hot, styles] from
-    ``styles float[n, S]`` (NaN -> 0) and ``ind int[n]`` (-1 = none)."""
-    n, S = styles.shape
-    X = np.zeros((n, 1 + n_industries + S))
-    X[:, 0] = 1.0
-    ind = np.asarray(ind, np.int64)
-    has = ind >= 0
-    X[np.nonzero(has)[0], 1 + ind[has]] = 1.0
-    X[:, 1 + n_industries :] = np.nan_to_num(np.asarray(styles, np.float64), nan=0.0)
-    return X
 
 
 def factor_kinds(n_industries: int, n_styles: int) -> np.ndarray:
