@@ -94,6 +94,12 @@ def register(app: typer.Typer) -> None:
             "yield) | index (price index, no dividends) | proxy (cap-weighted members); excess "
             "against all three is printed",
         ),
+        alpha_alignment: bool = typer.Option(
+            False,
+            "--alpha-alignment",
+            help="price the signal's residual (what the risk factors miss) as an extra factor "
+            "with an estimated variance; needs --risk (see portfolio/alpha_alignment.py)",
+        ),
         start: str | None = typer.Option(None, help="first signal date YYYY-MM-DD"),
         end: str | None = typer.Option(None, help="last date YYYY-MM-DD"),
         out: Path | None = typer.Option(
@@ -128,6 +134,7 @@ def register(app: typer.Typer) -> None:
                 end=_date(end, "end"),
                 max_outside=max_outside,
                 benchmark=benchmark,
+                alpha_alignment=alpha_alignment,
                 optimizer=OptimizerConfig(
                     te=te,
                     turnover=turnover,
@@ -144,6 +151,10 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"bad option {loc}: {err['msg']}") from None
         if cfg.start is not None and cfg.end is not None and cfg.start > cfg.end:
             raise ConfigError(f"--start {cfg.start} is after --end {cfg.end}")
+        if alpha_alignment and risk is None:
+            raise ConfigError(
+                "--alpha-alignment needs --risk RISK_DIR (a risk model with specific returns)"
+            )
         if out is not None:
             ensure_writable(out)  # before the backtest, not after it
         t0 = time.perf_counter()

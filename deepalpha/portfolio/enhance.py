@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deepalpha.errors import ConfigError, DataError
 from deepalpha.guards import check_members, finite_scores, load_risk_dir
+from deepalpha.portfolio.alpha_alignment import AlignmentRisk, augment, residual_exposure
 from deepalpha.portfolio.backtest import BENCHMARK_LABEL, BacktestResult, run_backtest
 from deepalpha.portfolio.benchmark import cap_weights
 from deepalpha.portfolio.costs import CostConfig
@@ -90,6 +91,12 @@ class BacktestConfig(BaseModel):
         description="primary benchmark: total_return (price index + accrued member dividend "
         "yield), index (price index, no dividends) or proxy (cap-weighted members, total return)",
     )
+    alpha_alignment: bool = Field(
+        False,
+        description="price the signal's residual (the part the risk model's factors miss) as "
+        "one extra factor with an estimated variance (portfolio.alpha_alignment)",
+    )
+    aaf_halflife: float = Field(84.0, gt=0, description="EWMA half-life (days) of its variance")
     optimizer: OptimizerConfig = OptimizerConfig()
     costs: CostConfig = CostConfig()
 
@@ -202,6 +209,17 @@ class ModelRisk:
     def first_date(self) -> np.datetime64:
         return self.cov_dates[0]
 
+    def _design(self, row: int, idx: np.ndarray) -> np.ndarray:
+        m = self.model
+        cols = self.col[idx]
+        ok = cols >= 0
+        n = idx.shape[0]
+        styles = np.full((n, self.S), np.nan)
+        styles[ok] = np.asarray(m.styles[row], np.float64)[cols[ok]]
+        ind = np.full(n, -1, np.int64)
+        ind[ok] = np.asarray(m.industry_ids[row])[cols[ok]]
+        return design(styles, ind, self.P)
+
     def inputs(self, t: int, idx: np.ndarray) -> tuple[np.ndarray, ...]:
         m = self.model
         date = self.dates[t]
@@ -212,16 +230,34 @@ class ModelRisk:
         d = int(self.cov_rows[j])
         cols = self.col[idx]
         ok = cols >= 0
-        n = idx.shape[0]
-        styles = np.full((n, self.S), np.nan)
-        styles[ok] = np.asarray(m.styles[row], np.float64)[cols[ok]]
-        ind = np.full(n, -1, np.int64)
-        ind[ok] = np.asarray(m.industry_ids[row])[cols[ok]]
-        delta = np.full(n, np.nan)
+        delta = np.full(idx.shape[0], np.nan)
         delta[ok] = np.asarray(m.specific_var[d], np.float64)[cols[ok]]
-        X, delta = _fill(design(styles, ind, self.P), delta)
+        X, delta = _fill(self._design(row, idx), delta)
         F = np.asarray(m.factor_cov[d], np.float64)
         return X, F, delta, factor_kinds(self.P, self.S)
+
+    def exposures(self, t: int, idx: np.ndarray) -> np.ndarray:
+        """``float[n, K]`` exposures of panel assets ``idx`` at ``t`` (unknown styles 0)."""
+        row = int(self.row[t])
+        if row < 0:
+            return np.full((idx.shape[0], 1 + self.P + self.S), np.nan)
+        return np.nan_to_num(self._design(row, idx), nan=0.0)
+
+    def specific(self, t: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(u float[n], w float[n])``: the model's specific returns of row ``t`` (``t -> t+1``)
+        and its regression weights (√cap in the ESTU, else 0); NaN / 0 where the model lacks
+        the asset or has no row dated exactly ``t``."""
+        m = self.model
+        n = idx.shape[0]
+        u, w = np.full(n, np.nan), np.zeros(n)
+        row = int(self.row[t])
+        if row < 0 or np.datetime64(m.dates[row], "D") != self.dates[t]:
+            return u, w
+        cols = self.col[idx]
+        ok = cols >= 0
+        u[ok] = np.asarray(m.specific_returns[row], np.float64)[cols[ok]]
+        w[ok] = np.asarray(m.weights[row], np.float64)[cols[ok]]
+        return u, np.nan_to_num(w, nan=0.0)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -369,6 +405,8 @@ def run_enhancement(
     if abs(ocfg.periods_per_year - risk.periods_per_year) > 1e-9:
         ocfg = ocfg.model_copy(update={"periods_per_year": risk.periods_per_year})
 
+    aaf = _alignment(scores, risk, cfg)
+
     def policy(r: int, s: int, w_now: np.ndarray) -> np.ndarray:
         mem = members[s] & has_px[s]
         sc = scores[s]
@@ -383,6 +421,9 @@ def run_enhancement(
         cand_mask[out_idx] = True
         idx = np.nonzero(cand_mask)[0]
         X, F, delta, kind = risk.inputs(s, idx)
+        aaf_var = aaf.variance(s) if aaf is not None else float("nan")
+        if np.isfinite(aaf_var):
+            X, F, kind = augment(X, F, kind, residual_exposure(sc[idx], X), aaf_var)
         tradable = ~(susp[s] | up[s] | dn[s]) & has_px[s]
         wb = bench_w[s][idx]
         res = optimize(
@@ -419,6 +460,16 @@ def run_enhancement(
                 "n_holdings": int((res.weights > 1e-6).sum()),
                 "solve_time": res.solve_time,
                 "attempts": res.attempts,
+                **(
+                    {
+                        "aaf_vol": float(np.sqrt(aaf_var * ocfg.periods_per_year)),
+                        "aaf_active_exposure": float(
+                            X[:, -1] @ (res.weights - wb) if np.isfinite(aaf_var) else np.nan
+                        ),
+                    }
+                    if aaf is not None
+                    else {}
+                ),
             }
         )
         if progress is not None:
@@ -539,6 +590,19 @@ def run_enhancement(
             "cost_sensitivity": sens,
         },
     )
+
+
+def _alignment(scores: np.ndarray, risk: Any, cfg: BacktestConfig) -> AlignmentRisk | None:
+    """The AAF's variance forecast when ``cfg.alpha_alignment`` (needs a risk source with
+    ``exposures`` and ``specific``: our risk model)."""
+    if not cfg.alpha_alignment:
+        return None
+    if not (hasattr(risk, "exposures") and hasattr(risk, "specific")):
+        raise ConfigError(
+            "alpha_alignment needs a risk model with specific returns: pass --risk RISK_DIR "
+            "(a `deepalpha risk build` output)"
+        )
+    return AlignmentRisk(scores, risk.exposures, risk.specific, halflife=cfg.aaf_halflife)
 
 
 BENCH_PREFIX = {"total_return": "tr_", "index": "price_", "proxy": "proxy_"}
