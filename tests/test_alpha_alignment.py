@@ -137,11 +137,10 @@ class RiskWithSpecific:
         return self.u[t, idx], np.ones(idx.size)
 
 
-@pytest.fixture(scope="module")
-def hidden_factor_market():
+def hidden_market(vol: float = 0.006):
     """The enhancement test market plus a hidden factor the risk model lacks: every day's
-    returns load on the (z-scored) signal of the day before with a random sign, so the stocks
-    the signal picks co-move beyond the model's factors."""
+    returns load on the (z-scored) signal of the day before with a random sign (daily std
+    ``vol``), so the stocks the signal picks co-move beyond the model's factors."""
     m = synthetic_market(seed=4)
     close = m["close"]
     T, N = close.shape
@@ -149,7 +148,7 @@ def hidden_factor_market():
     r[1:] = close[1:] / close[:-1] - 1
     a = m["truth"]
     z = (a - a.mean(1, keepdims=True)) / a.std(1, keepdims=True)
-    h = np.random.default_rng(5).standard_normal(T) * 0.006
+    h = np.random.default_rng(5).standard_normal(T) * vol
     r[1:] += h[1:, None] * z[:-1]
     shares = m["mktcap"][0] / close[0]
     m["close"] = 10 * np.cumprod(1 + r, axis=0)
@@ -160,6 +159,11 @@ def hidden_factor_market():
     beta = np.linalg.lstsq(X, r[1:].T, rcond=None)[0]
     u[:-1] = (r[1:].T - X @ beta).T
     return m, RiskWithSpecific(arr, X, u)
+
+
+@pytest.fixture(scope="module")
+def hidden_factor_market():
+    return hidden_market()
 
 
 def _run(m, risk, cfg):

@@ -100,6 +100,12 @@ def register(app: typer.Typer) -> None:
             help="price the signal's residual (what the risk factors miss) as an extra factor "
             "with an estimated variance; needs --risk (see portfolio/alpha_alignment.py)",
         ),
+        risk_scaling: bool = typer.Option(
+            False,
+            "--risk-scaling",
+            help="scale the optimiser's covariance by the strategy's own past forecast bias "
+            "(see portfolio/bias_scaling.py)",
+        ),
         start: str | None = typer.Option(None, help="first signal date YYYY-MM-DD"),
         end: str | None = typer.Option(None, help="last date YYYY-MM-DD"),
         out: Path | None = typer.Option(
@@ -135,6 +141,7 @@ def register(app: typer.Typer) -> None:
                 max_outside=max_outside,
                 benchmark=benchmark,
                 alpha_alignment=alpha_alignment,
+                risk_scaling=risk_scaling,
                 optimizer=OptimizerConfig(
                     te=te,
                     turnover=turnover,

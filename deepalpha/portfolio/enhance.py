@@ -44,6 +44,7 @@ from deepalpha.guards import check_members, finite_scores, load_risk_dir
 from deepalpha.portfolio.alpha_alignment import AlignmentRisk, augment, residual_exposure
 from deepalpha.portfolio.backtest import BENCHMARK_LABEL, BacktestResult, run_backtest
 from deepalpha.portfolio.benchmark import cap_weights
+from deepalpha.portfolio.bias_scaling import BiasScaling
 from deepalpha.portfolio.costs import CostConfig
 from deepalpha.portfolio.metrics import enhancement_metrics, yearly_table
 from deepalpha.portfolio.optimizer import OptimizerConfig, optimize
@@ -97,6 +98,12 @@ class BacktestConfig(BaseModel):
         "one extra factor with an estimated variance (portfolio.alpha_alignment)",
     )
     aaf_halflife: float = Field(84.0, gt=0, description="EWMA half-life (days) of its variance")
+    risk_scaling: bool = Field(
+        False,
+        description="scale the optimiser's covariance by the strategy's own past forecast bias "
+        "(EWMA of its past targets' squared standardised active returns; portfolio.bias_scaling)",
+    )
+    risk_scaling_halflife: float = Field(63.0, gt=0, description="EWMA half-life (days)")
     optimizer: OptimizerConfig = OptimizerConfig()
     costs: CostConfig = CostConfig()
 
@@ -406,6 +413,7 @@ def run_enhancement(
         ocfg = ocfg.model_copy(update={"periods_per_year": risk.periods_per_year})
 
     aaf = _alignment(scores, risk, cfg)
+    scaler = BiasScaling(close, cfg.risk_scaling_halflife) if cfg.risk_scaling else None
 
     def policy(r: int, s: int, w_now: np.ndarray) -> np.ndarray:
         mem = members[s] & has_px[s]
@@ -424,6 +432,8 @@ def run_enhancement(
         aaf_var = aaf.variance(s) if aaf is not None else float("nan")
         if np.isfinite(aaf_var):
             X, F, kind = augment(X, F, kind, residual_exposure(sc[idx], X), aaf_var)
+        lam2 = scaler.scale(s) if scaler is not None else 1.0
+        F, delta = F * lam2, delta * lam2
         tradable = ~(susp[s] | up[s] | dn[s]) & has_px[s]
         wb = bench_w[s][idx]
         res = optimize(
@@ -438,6 +448,9 @@ def run_enhancement(
             ocfg,
             factor_kind=kind,
         )
+        if scaler is not None:
+            raw = res.ex_ante_te / np.sqrt(ocfg.periods_per_year * lam2)  # daily, unscaled
+            scaler.record(s, idx, res.weights - wb, raw)
         target = np.zeros(N)
         target[idx] = res.weights
         # interior-point dust (~1e-9) would otherwise be traded and kept as candidates forever
@@ -460,6 +473,7 @@ def run_enhancement(
                 "n_holdings": int((res.weights > 1e-6).sum()),
                 "solve_time": res.solve_time,
                 "attempts": res.attempts,
+                **({"risk_scale": float(np.sqrt(lam2))} if scaler is not None else {}),
                 **(
                     {
                         "aaf_vol": float(np.sqrt(aaf_var * ocfg.periods_per_year)),
