@@ -79,3 +79,21 @@ def test_bad_option_is_one_line_error(synth):
     )
     assert res.exit_code != 0
     assert "index" in str(res.output) + str(res.exception)
+
+
+def test_risk_scaling_flag_and_alignment_needs_a_risk_model(synth):
+    root, mkt = synth
+    m, out = run(root, mkt, "truth", "--risk-scaling", "--start", "2020-06-01")
+    reb = pl.read_parquet(out / "rebalances.parquet")
+    lam = reb["risk_scale"].to_numpy()
+    assert lam[0] == 1.0 and np.isfinite(lam).all() and (lam > 0).all()
+    assert np.isfinite(m["te_ratio"])
+    bad = root / "out_aaf"
+    res = runner.invoke(
+        app,
+        ["backtest", str(root / "truth.parquet"), "--data", str(mkt), "--index", "csi500",
+         "--alpha-alignment", "--out", str(bad)],
+    )  # fmt: skip
+    assert res.exit_code != 0
+    assert "--risk" in str(res.output) + str(res.exception)
+    assert not bad.exists()
