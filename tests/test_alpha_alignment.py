@@ -176,8 +176,9 @@ def _run(m, risk, cfg):
 
 def test_aaf_brings_the_te_ratio_back_towards_one(hidden_factor_market):
     m, risk = hidden_factor_market
-    plain = _run(m, risk, CFG)
-    aligned = _run(m, risk, CFG.model_copy(update={"alpha_alignment": True, "aaf_halflife": 42}))
+    raw = CFG.model_copy(update={"risk_scaling": False})  # the AAF alone
+    plain = _run(m, risk, raw)
+    aligned = _run(m, risk, raw.model_copy(update={"alpha_alignment": True, "aaf_halflife": 42}))
     r0, r1 = plain.metrics["te_ratio"], aligned.metrics["te_ratio"]
     assert r0 > 1.3  # the hidden factor: the plain model under-forecasts
     assert abs(np.log(r1)) < 0.5 * abs(np.log(r0)), (r0, r1)

@@ -11,6 +11,8 @@ from test_portfolio_enhance import CFG
 
 from deepalpha.portfolio.bias_scaling import BiasScaling
 
+RAW = CFG.model_copy(update={"risk_scaling": False})  # the risk model's forecast as is
+
 
 def _panel(T=80, N=6, seed=0):
     rng = np.random.default_rng(seed)
@@ -60,8 +62,8 @@ def test_too_few_days_and_bounds():
 
 def test_scaling_calibrates_a_moderate_bias():
     m, risk = hidden_market(0.002)
-    plain = _run(m, risk, CFG)
-    scaled = _run(m, risk, CFG.model_copy(update={"risk_scaling": True}))
+    plain = _run(m, risk, RAW)
+    scaled = _run(m, risk, CFG)  # scaling is the default
     r0, r1 = plain.metrics["te_ratio"], scaled.metrics["te_ratio"]
     assert r0 > 1.2 and r1 < r0 - 0.15, (r0, r1)
     # after the first year's warm-up (unscaled until min_obs days, then the EWMA fills)

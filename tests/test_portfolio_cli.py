@@ -81,9 +81,9 @@ def test_bad_option_is_one_line_error(synth):
     assert "index" in str(res.output) + str(res.exception)
 
 
-def test_risk_scaling_flag_and_alignment_needs_a_risk_model(synth):
+def test_risk_scaling_default_and_alignment_needs_a_risk_model(synth):
     root, mkt = synth
-    m, out = run(root, mkt, "truth", "--risk-scaling", "--start", "2020-06-01")
+    m, out = run(root, mkt, "truth", "--start", "2020-06-01")  # scaling is the default
     reb = pl.read_parquet(out / "rebalances.parquet")
     lam = reb["risk_scale"].to_numpy()
     assert lam[0] == 1.0 and np.isfinite(lam).all() and (lam > 0).all()

@@ -101,10 +101,11 @@ def register(app: typer.Typer) -> None:
             "with an estimated variance; needs --risk (see portfolio/alpha_alignment.py)",
         ),
         risk_scaling: bool = typer.Option(
-            False,
-            "--risk-scaling",
-            help="scale the optimiser's covariance by the strategy's own past forecast bias "
-            "(see portfolio/bias_scaling.py)",
+            True,
+            "--risk-scaling/--no-risk-scaling",
+            help="scale the optimiser's covariance by the strategy's own past forecast bias, so "
+            "the TE limit holds on realised TE (see portfolio/bias_scaling.py); --no-risk-scaling "
+            "trusts the risk model's forecast as is",
         ),
         start: str | None = typer.Option(None, help="first signal date YYYY-MM-DD"),
         end: str | None = typer.Option(None, help="last date YYYY-MM-DD"),

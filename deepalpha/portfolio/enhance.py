@@ -99,9 +99,10 @@ class BacktestConfig(BaseModel):
     )
     aaf_halflife: float = Field(84.0, gt=0, description="EWMA half-life (days) of its variance")
     risk_scaling: bool = Field(
-        False,
+        True,
         description="scale the optimiser's covariance by the strategy's own past forecast bias "
-        "(EWMA of its past targets' squared standardised active returns; portfolio.bias_scaling)",
+        "(EWMA of its past targets' squared standardised active returns; portfolio.bias_scaling)"
+        " so that the TE limit holds on realised TE; False: the risk model's forecast as is",
     )
     risk_scaling_halflife: float = Field(63.0, gt=0, description="EWMA half-life (days)")
     optimizer: OptimizerConfig = OptimizerConfig()
