@@ -33,6 +33,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from deepalpha.signal.combine import zscore
+
 __all__ = ["AlignmentRisk", "augment", "factor_return", "residual_exposure"]
 
 
@@ -45,14 +47,8 @@ def residual_exposure(
     float[n] >= 0`` (None: equal). Returns ``g float[n]``; all zeros when nothing is left (the
     scores are spanned by the factors or constant).
     """
-    s = np.asarray(scores, np.float64)
-    fin = np.isfinite(s)
-    z = np.zeros(s.shape[0])
-    if fin.sum() > 1:
-        sd = s[fin].std()
-        if sd > 0:
-            z[fin] = (s[fin] - s[fin].mean()) / sd
-    w = np.ones(s.shape[0]) if weights is None else np.asarray(weights, np.float64)
+    z = np.nan_to_num(zscore(np.asarray(scores, np.float64)[None])[0], nan=0.0)
+    w = np.ones(z.shape[0]) if weights is None else np.asarray(weights, np.float64)
     X = np.asarray(X, np.float64)
     # weighted least squares through the K x K Gram matrix; its pseudo-inverse handles the
     # country = sum-of-industries collinearity (50x faster than an SVD of the n x K matrix)

@@ -196,10 +196,7 @@ def short_term_reversal(
 
     Sign: a reversal exposure, positive for recent losers (as LongTermReversal); the lag keeps
     the last day's bid-ask bounce and limit effects out (as RSTR's 11-day lag)."""
-    ok = np.isfinite(logret)
-    s = ew_sum(np.where(ok, logret, 0.0), window, halflife)
-    s[ew_sum(ok.astype(np.float64), window) < min_obs] = np.nan
-    return -rolling_mean(lag(s, lag_days), avg)
+    return -momentum(logret, window, halflife, lag_days, avg, min_obs)
 
 
 def long_term_reversal(
